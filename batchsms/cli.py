@@ -1,0 +1,120 @@
+"""The command line: parse flags, call one library function, print, return an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from batchsms import __version__
+from batchsms.dryrun import DEFAULT_REPORTS, check, dry_run
+from batchsms.errors import BatchsmsError, ExitCode
+from batchsms.summary import dry_run_text
+
+CAMPAIGN = click.argument("campaign", type=click.Path(path_type=Path))
+REPORTS = click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
+                       default=DEFAULT_REPORTS, show_default=True,
+                       help="Folder for the report files (one sub-folder per campaign).")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="batchsms")
+def cli() -> None:
+    """Send SMS campaigns from a YAML file, a contact sheet and a template.
+
+    Start with `batchsms dry-run CAMPAIGN.yaml`: it shows every recipient's text,
+    segments and cost without sending anything.
+    """
+
+
+@cli.command("check")
+@CAMPAIGN
+@JSON
+def check_command(campaign: Path, as_json: bool) -> int:
+    """Validate a campaign, its sheet and its template; send nothing.
+
+    Lists every problem with its file, row or YAML key. Exits 0 when the campaign can
+    be used (skipped rows are listed, not fatal), 2 when it cannot.
+
+    Example: batchsms check campaigns/spring-sale.yaml
+    """
+    result = check(campaign)
+    if as_json:
+        _print_json(result.totals.to_dict())
+    else:
+        click.echo(dry_run_text(result, title="check passed"))
+    return ExitCode.OK
+
+
+@cli.command("dry-run")
+@CAMPAIGN
+@JSON
+@REPORTS
+def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
+    """Everything send would do, except sending: texts, segments and cost per recipient.
+
+    Writes REPORTS/<name>/dry-run.csv (one row per sheet row) and prints the totals by
+    country and encoding, and the skipped rows grouped by reason.
+
+    Example: batchsms dry-run campaigns/spring-sale.yaml --json
+    """
+    result = dry_run(campaign, reports)
+    if as_json:
+        _print_json({**result.totals.to_dict(), "campaign": result.campaign.name,
+                     "provider": result.campaign.provider.name,
+                     "report": str(result.csv_path)})
+    else:
+        click.echo(dry_run_text(result))
+    return ExitCode.OK
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _error_text(exc: BatchsmsError) -> str:
+    problems = getattr(exc, "problems", [str(exc)])
+    if len(problems) == 1:
+        return f"error: {problems[0]}"
+    return f"error: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def _write_crash_log() -> Path:
+    path = Path(tempfile.gettempdir()) / f"batchsms-crash-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    path.write_text(traceback.format_exc(), encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every outcome becomes one of the documented exit codes."""
+    try:
+        code = cli.main(args=argv, prog_name="batchsms", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        return ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.UNUSABLE
+    except BatchsmsError as exc:
+        click.echo(_error_text(exc), err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return ExitCode.INTERRUPTED
+    except Exception:
+        log = _write_crash_log()
+        click.echo(f"batchsms hit an internal error (a bug, not your campaign). The details "
+                   f"are in {log}; please attach that file to a bug report.", err=True)
+        return ExitCode.INTERNAL
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

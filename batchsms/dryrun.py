@@ -1,0 +1,48 @@
+"""``check`` and ``dry-run`` as library calls: everything ``send`` would do but send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchsms.config import Campaign, load_campaign
+from batchsms.plan import Planner
+from batchsms.report import DryRunCsv
+from batchsms.totals import Totals
+
+DEFAULT_REPORTS = Path("reports")
+
+
+@dataclass(frozen=True)
+class DryRun:
+    campaign: Campaign
+    totals: Totals
+    csv_path: Path | None  # None for ``check``, which writes nothing
+
+
+def report_dir(campaign: Campaign, reports: Path = DEFAULT_REPORTS) -> Path:
+    return reports / campaign.name
+
+
+def dry_run(campaign_path: str | Path, reports: Path | None = DEFAULT_REPORTS,
+            chunk_rows: int = 250_000) -> DryRun:
+    """Plan the campaign and total it; write ``<reports>/<name>/dry-run.csv`` unless
+    ``reports`` is None. Raises CampaignError when the campaign cannot be used."""
+    campaign = load_campaign(campaign_path)
+    planner = Planner(campaign, chunk_rows=chunk_rows)
+    totals = Totals(planner.prices)
+    if reports is None:
+        for chunk in planner.chunks():
+            totals.add(chunk.plan)
+        return DryRun(campaign, totals, None)
+    path = report_dir(campaign, reports) / "dry-run.csv"
+    with DryRunCsv(path, planner.prices, smart=campaign.send.encoding == "smart") as csv:
+        for chunk in planner.chunks():
+            totals.add(chunk.plan)
+            csv.write(chunk.plan)
+    return DryRun(campaign, totals, path)
+
+
+def check(campaign_path: str | Path) -> DryRun:
+    """Validate the campaign, sheet and template without writing anything."""
+    return dry_run(campaign_path, reports=None)

@@ -1,0 +1,302 @@
+"""What every provider emulator shares: accounts, scripted outcomes, faults, the record.
+
+Each provider module (``emulator/<name>.py``) builds a Starlette app on the provider's
+real paths with :func:`build_app`, answering in the provider's own wire format, and
+calls into one :class:`EmulatorState` for what is common:
+
+- ``state.log_request(request)`` on every request (the request log tests assert on);
+- ``state.next_fault()`` once per send request, before processing: a fault of kind
+  THROTTLE / ERROR / DROP means "answer that way and record nothing";
+  ACCEPT_THEN_ERROR / ACCEPT_THEN_DROP / SLOW mean "record the message, then misbehave";
+- ``state.take_rate(account)`` for the provider's rate limit over a sliding window;
+- ``state.accept(...)`` to record a message the provider accepted;
+- ``state.script_for(number)`` for the outcome a test scripted for a destination.
+
+The control interface (for tests and rehearsals) is mounted at ``/__emulator``:
+
+- ``POST /__emulator/reset``
+- ``POST /__emulator/accounts``  ``{"credential": "...", "balance": "10.00", ...}``
+- ``POST /__emulator/scripts``   ``{"number": "+4512345678", "outcome": "fail", "error": "..."}``
+- ``POST /__emulator/faults``    ``{"kind": "accept_then_error", "nth": 3}``
+- ``POST /__emulator/config``    ``{"rate": {"count": 60, "per": 60}, ...}``
+- ``GET  /__emulator/records``   every accepted message
+- ``GET  /__emulator/requests``  every request received (credentials redacted)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+
+class FaultKind(StrEnum):
+    THROTTLE = "throttle"  # the provider's own throttling answer; nothing recorded
+    ERROR = "error"  # a 5xx before processing; nothing recorded
+    DROP = "drop"  # the connection drops before processing; nothing recorded
+    ACCEPT_THEN_ERROR = "accept_then_error"  # recorded, then a 5xx
+    ACCEPT_THEN_DROP = "accept_then_drop"  # recorded, then the connection drops
+    SLOW = "slow"  # recorded, answered only after ``delay`` seconds
+
+    @property
+    def records(self) -> bool:
+        return self in {FaultKind.ACCEPT_THEN_ERROR, FaultKind.ACCEPT_THEN_DROP, FaultKind.SLOW}
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    nth: int | None = None  # the Nth send request from now (1-based); None: every one
+    status: int = 500
+    delay: float = 0.0
+    times: int = 1  # how many consecutive requests from ``nth`` on
+
+
+class ScriptedOutcome(StrEnum):
+    DELIVER = "deliver"  # accepted, then delivered
+    FAIL = "fail"  # accepted, then failed delivery with ``error``
+    PENDING = "pending"  # accepted, stays pending
+    REJECT = "reject"  # refused at send time with the provider error ``error``
+
+
+@dataclass
+class Script:
+    outcome: ScriptedOutcome = ScriptedOutcome.DELIVER
+    error: str | None = None  # a provider error code (per provider) for FAIL / REJECT
+
+
+@dataclass
+class Account:
+    credential: str  # the token / API key / key id / user the request authenticates with
+    balance: Decimal | None = None  # None: unlimited
+    daily_limit: int | None = None  # provider-specific unit (parts, requests, messages)
+    senders: frozenset[str] | None = None  # None: any sender accepted
+    extra: dict[str, Any] = field(default_factory=dict)  # provider-specific settings
+    used_today: int = 0
+
+
+@dataclass
+class Record:
+    """A message the emulated provider accepted (and would have billed)."""
+
+    id: str
+    to: str
+    text: str
+    sender: str
+    segments: int
+    cost: Decimal
+    account: str
+    at: float
+    status: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RequestLog:
+    at: float
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: str
+
+
+class ConnectionDropped(httpx.RemoteProtocolError):
+    """Raised inside :class:`DroppedResponse` once the response has started."""
+
+    def __init__(self) -> None:
+        super().__init__("server disconnected without sending a complete response")
+
+
+class DroppedResponse(Response):
+    """Start a response, then drop the connection before its body.
+
+    Served by uvicorn, the connection closes mid-response and the client sees a protocol
+    error; mounted in process (ASGITransport), the client sees :class:`ConnectionDropped`,
+    the same ``httpx.RemoteProtocolError`` it would get from a real server.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", b"4096")]})
+        raise ConnectionDropped()
+
+
+_SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
+
+
+class EmulatorState:
+    """The shared state of one provider emulator; safe to use from one event loop."""
+
+    def __init__(self, provider: str, clock: Callable[[], float] = time.time) -> None:
+        self.provider = provider
+        self.clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.scripts: dict[str, Script] = {}
+        self.faults: list[Fault] = []
+        self.records: list[Record] = []
+        self.requests: list[RequestLog] = []
+        self.send_requests = 0
+        self.rate: tuple[int, float] | None = None  # (count, per seconds)
+        self.config: dict[str, Any] = {}
+        self._window: dict[str, deque[float]] = {}
+        self._ids = itertools.count(1)
+
+    # -- requests and faults -------------------------------------------------------
+    async def log_request(self, request: Request) -> bytes:
+        """Record ``request`` (credentials redacted) and return its body."""
+        body = await request.body()
+        headers = {
+            k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v)
+            for k, v in request.headers.items()
+        }
+        query = request.url.query
+        self.requests.append(
+            RequestLog(self.clock(), request.method, request.url.path, query, headers,
+                       body.decode("utf-8", "replace"))
+        )
+        return body
+
+    def next_fault(self) -> Fault | None:
+        """Count one send request and return the fault scheduled for it, if any."""
+        self.send_requests += 1
+        n = self.send_requests
+        for fault in self.faults:
+            if fault.nth is None or fault.nth <= n < fault.nth + fault.times:
+                return fault
+        return None
+
+    def add_fault(self, fault: Fault) -> None:
+        """Schedule ``fault``; ``nth`` counts send requests from now on."""
+        if fault.nth is not None:
+            fault.nth += self.send_requests
+        self.faults.append(fault)
+
+    def take_rate(self, account: str) -> bool:
+        """Whether one more request of ``account`` fits the rate limit (sliding window)."""
+        if self.rate is None:
+            return True
+        count, per = self.rate
+        now = self.clock()
+        window = self._window.setdefault(account, deque())
+        while window and window[0] <= now - per:
+            window.popleft()
+        if len(window) >= count:
+            return False
+        window.append(now)
+        return True
+
+    # -- messages ---------------------------------------------------------------------
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    def script_for(self, number: str) -> Script:
+        """The scripted outcome for a destination, with or without its leading '+'."""
+        return self.scripts.get(number) or self.scripts.get(number.lstrip("+")) or Script()
+
+    def accept(self, record: Record) -> Record:
+        self.records.append(record)
+        return record
+
+    def find(self, predicate: Callable[[Record], bool]) -> list[Record]:
+        return [r for r in self.records if predicate(r)]
+
+    # -- control interface ------------------------------------------------------------
+    def control_routes(self, make_account: Callable[[dict[str, Any]], Account]) -> Mount:
+        """The ``/__emulator`` routes; ``make_account`` turns a JSON body into an Account."""
+
+        async def reset(request: Request) -> Response:
+            self.reset()
+            return JSONResponse({"ok": True})
+
+        async def accounts(request: Request) -> Response:
+            account = make_account(await request.json())
+            self.accounts[account.credential] = account
+            return JSONResponse({"ok": True})
+
+        async def scripts(request: Request) -> Response:
+            body = await request.json()
+            self.scripts[body["number"]] = Script(ScriptedOutcome(body.get("outcome", "deliver")),
+                                                  body.get("error"))
+            return JSONResponse({"ok": True})
+
+        async def faults(request: Request) -> Response:
+            body = await request.json()
+            self.add_fault(Fault(FaultKind(body["kind"]), body.get("nth"),
+                                 int(body.get("status", 500)), float(body.get("delay", 0)),
+                                 int(body.get("times", 1))))
+            return JSONResponse({"ok": True})
+
+        async def config(request: Request) -> Response:
+            body = await request.json()
+            if "rate" in body:
+                rate = body.pop("rate")
+                self.rate = None if rate is None else (int(rate["count"]), float(rate["per"]))
+            self.config.update(body)
+            return JSONResponse({"ok": True})
+
+        async def records(request: Request) -> Response:
+            return JSONResponse([_jsonable(asdict(r)) for r in self.records])
+
+        async def requests(request: Request) -> Response:
+            return JSONResponse([asdict(r) for r in self.requests])
+
+        return Mount("/__emulator", routes=[
+            Route("/reset", reset, methods=["POST"]),
+            Route("/accounts", accounts, methods=["POST"]),
+            Route("/scripts", scripts, methods=["POST"]),
+            Route("/faults", faults, methods=["POST"]),
+            Route("/config", config, methods=["POST"]),
+            Route("/records", records, methods=["GET"]),
+            Route("/requests", requests, methods=["GET"]),
+        ])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+async def misbehave_after_accept(fault: Fault | None, respond: Response) -> Response:
+    """Apply a recording fault (ACCEPT_THEN_*, SLOW) to the response of an accepted request."""
+    if fault is None or not fault.kind.records:
+        return respond
+    if fault.kind is FaultKind.SLOW:
+        await asyncio.sleep(fault.delay)
+        return respond
+    if fault.kind is FaultKind.ACCEPT_THEN_DROP:
+        return DroppedResponse()
+    return Response("<html><body><h1>500 Internal Server Error</h1></body></html>",
+                    status_code=fault.status, media_type="text/html")
+
+
+def build_app(state: EmulatorState, routes: Sequence[BaseRoute],
+              make_account: Callable[[dict[str, Any]], Account]) -> Starlette:
+    """A Starlette app serving ``routes`` plus the control interface; ``app.state.emulator``."""
+    app = Starlette(routes=[state.control_routes(make_account), *routes])
+    app.state.emulator = state
+    return app

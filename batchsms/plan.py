@@ -1,0 +1,220 @@
+"""The plan: one row per sheet row, saying what would be sent to whom and what it costs.
+
+campaign → contacts → phones → suppression/duplicates → render → segments → pricing →
+provider limits. Everything works on whole columns of a chunk of the sheet; the sheet
+is streamed chunk by chunk, so memory stays bounded however long it is. The dry run,
+``check`` and ``send`` all build the plan with this same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from batchsms import contacts, phones, segments
+from batchsms.config import Campaign
+from batchsms.pricing import PriceTable
+from batchsms.providers.rules import ProviderRules
+from batchsms.render import Template, load_template, render_frame
+
+OK = "ok"
+SKIPPED = "skipped"
+
+PLAN_COLUMNS = ["phone", "e164", "country", "status", "reason_code", "reason", "encoding",
+                "segments", "characters", "cost", "ucs2_chars", "smart_saved", "text"]
+
+
+@dataclass(frozen=True)
+class PlanChunk:
+    """A slice of the plan (index: sheet row number) and the sheet rows it came from."""
+
+    plan: pd.DataFrame
+    sheet: pd.DataFrame
+
+
+class FirstSeen:
+    """Remembers the first sheet row of each phone number across chunks."""
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, dtype=np.int64)
+        self.rows = np.empty(0, dtype=np.int64)
+
+    def first_rows(self, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """For each (key, row): the earlier row with the same key, or -1; then remember them."""
+        pos = np.searchsorted(self.keys, keys)
+        pos_ok = np.minimum(pos, max(len(self.keys) - 1, 0))
+        seen = (pos < len(self.keys)) & (self.keys[pos_ok] == keys) if len(self.keys) else \
+            np.zeros(len(keys), dtype=bool)
+        earlier = np.where(seen, self.rows[pos_ok] if len(self.rows) else -1, -1)
+        frame = pd.DataFrame({"key": keys, "row": rows})
+        first_here = frame.groupby("key", sort=False)["row"].transform("min").to_numpy()
+        earlier = np.where(seen, earlier, np.where(first_here != rows, first_here, -1))
+        new = ~seen & (first_here == rows)
+        self._remember(keys[new], rows[new])
+        return earlier
+
+    def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        all_keys = np.concatenate([self.keys, keys])
+        order = np.argsort(all_keys, kind="stable")
+        self.keys = all_keys[order]
+        self.rows = np.concatenate([self.rows, rows])[order]
+
+
+def number_keys(e164: pd.Series) -> np.ndarray:
+    """E.164 numbers as int64 keys (-1 where there is no number): cheap to sort and compare."""
+    digits = pd.to_numeric(e164.str.slice(1), errors="coerce")
+    return digits.fillna(-1).to_numpy(dtype=np.int64)
+
+
+class Planner:
+    """Builds the plan of one campaign, chunk by chunk."""
+
+    def __init__(self, campaign: Campaign, chunk_rows: int = 250_000) -> None:
+        self.campaign = campaign
+        self.chunk_rows = chunk_rows
+        self.rules: ProviderRules = campaign.provider.rules
+        self.prices = PriceTable.from_config(campaign.pricing)
+        self.template: Template = load_template(campaign.template.path,
+                                                campaign.template.text, campaign.source)
+        columns = contacts.read_columns(campaign.contacts, campaign.source)
+        self.template.check_columns(columns, campaign.contacts.path.name)
+        self.suppressed = self._suppressed_keys()
+
+    def _suppressed_keys(self) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for path in self.campaign.suppression:
+            raw = contacts.read_suppression(path, self.campaign.contacts.phone_column)
+            numbers = phones.normalize(raw.reset_index(drop=True),
+                                       self.campaign.contacts.default_region)
+            for key in number_keys(numbers["e164"].dropna()):
+                found.setdefault(int(key), path.name)
+        return found
+
+    def chunks(self) -> Iterator[PlanChunk]:
+        """The plan, in sheet order, one chunk at a time."""
+        first_seen = FirstSeen()
+        for sheet in contacts.read_contacts(self.campaign.contacts, self.campaign.source,
+                                            chunk_rows=self.chunk_rows):
+            yield PlanChunk(self._plan(sheet, first_seen), sheet)
+
+    def _plan(self, sheet: pd.DataFrame, first_seen: FirstSeen) -> pd.DataFrame:
+        cfg = self.campaign.contacts
+        regions = sheet[cfg.country_column] if cfg.country_column else None
+        numbers = phones.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
+        plan = pd.DataFrame(index=sheet.index)
+        plan["phone"] = sheet[cfg.phone_column].astype("string")
+        plan["e164"] = numbers["e164"].astype("string")
+        plan["country"] = numbers["country"].astype("string")
+        plan["reason_code"] = pd.Series(pd.NA, index=sheet.index, dtype="string")
+        plan["reason"] = numbers["reason"].astype("string")
+        plan.loc[plan["reason"].notna(), "reason_code"] = plan["reason"].map(phone_reason_code)
+        self._skip_suppressed_and_duplicates(plan, first_seen)
+        self._render(plan, sheet)
+        self._count(plan)
+        self._apply_limits(plan)
+        self._price(plan)
+        plan["status"] = np.where(plan["reason_code"].isna(), OK, SKIPPED)
+        return plan[PLAN_COLUMNS]
+
+    def _skip_suppressed_and_duplicates(self, plan: pd.DataFrame, first_seen: FirstSeen) -> None:
+        keys = number_keys(plan["e164"].fillna(""))
+        if self.suppressed:
+            files = pd.Series(keys).map(self.suppressed).to_numpy()
+            hit = pd.notna(files) & plan["reason_code"].isna().to_numpy()
+            _skip(plan, hit, "suppressed",
+                  pd.Series(files[hit]).map(lambda f: f"suppressed (listed in {f})").to_numpy())
+        candidates = plan["reason_code"].isna().to_numpy() & (keys >= 0)
+        rows = plan.index.to_numpy(dtype=np.int64)
+        earlier = first_seen.first_rows(keys[candidates], rows[candidates])
+        duplicate = np.zeros(len(plan), dtype=bool)
+        duplicate[np.flatnonzero(candidates)[earlier >= 0]] = True
+        _skip(plan, duplicate, "duplicate",
+              np.char.add("duplicate of row ", earlier[earlier >= 0].astype(str)))
+
+    def _render(self, plan: pd.DataFrame, sheet: pd.DataFrame) -> None:
+        todo = plan["reason_code"].isna()
+        plan["text"] = pd.Series(pd.NA, index=plan.index, dtype="string")
+        if not todo.any():
+            return
+        texts, reasons = render_frame(self.template, sheet[todo.to_numpy()])
+        plan.loc[texts.index, "text"] = texts
+        failed = reasons.dropna()
+        plan.loc[failed.index, "reason"] = failed
+        plan.loc[failed.index, "reason_code"] = failed.map(
+            lambda r: "missing_value" if r.startswith("empty cell") else "template_error")
+        empty = plan["text"].notna() & (plan["text"].str.len() == 0)
+        _skip(plan, empty.to_numpy(), "empty_text", "the template renders an empty text here")
+
+    def _count(self, plan: pd.DataFrame) -> None:
+        has_text = plan["text"].notna()
+        plan["encoding"] = pd.Series(pd.NA, index=plan.index, dtype="string")
+        plan["ucs2_chars"] = pd.Series(pd.NA, index=plan.index, dtype="string")
+        plan["segments"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
+        plan["characters"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
+        plan["smart_saved"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
+        if not has_text.any():
+            return
+        texts = plan.loc[has_text, "text"]
+        if self.campaign.send.encoding == "smart":
+            before = segments.count_column(texts)["segments"]
+            texts = segments.smart_replace_column(texts)
+            plan.loc[has_text, "text"] = texts
+        counted = segments.count_column(texts)
+        for column in ("encoding", "ucs2_chars", "segments", "characters"):
+            plan.loc[has_text, column] = counted[column]
+        if self.campaign.send.encoding == "smart":
+            plan.loc[has_text, "smart_saved"] = before - counted["segments"]
+
+    def _apply_limits(self, plan: pd.DataFrame) -> None:
+        ok = plan["reason_code"].isna()
+        rules, send = self.rules, self.campaign.send
+        if rules.countries is not None:
+            outside = ok & ~plan["country"].isin(rules.countries)
+            allowed = ", ".join(sorted(rules.countries))
+            _skip(plan, outside.to_numpy(), "country_not_supported",
+                  f"{rules.title} sends only to numbers in {allowed}")
+        if rules.max_chars is not None:
+            length = plan["text"].str.len()
+            long = plan["reason_code"].isna() & (length > rules.max_chars)
+            _skip(plan, long.to_numpy(), "too_long",
+                  length[long].map(lambda n: f"text is {n} characters; {rules.title} accepts at "
+                                   f"most {rules.max_chars}").to_numpy())
+        for limit, who in ((rules.max_segments, rules.title), (send.max_segments,
+                                                                "send.max_segments")):
+            if limit is None:
+                continue
+            over = plan["reason_code"].isna() & (plan["segments"] > limit)
+            _skip(plan, over.fillna(False).to_numpy(), "too_many_segments",
+                  plan.loc[over.fillna(False), "segments"].map(
+                      lambda n, lim=limit, w=who: f"text needs {n} segments; {w} allows at most "
+                      f"{lim}").to_numpy())
+
+    def _price(self, plan: pd.DataFrame) -> None:
+        ok = plan["reason_code"].isna().to_numpy()
+        units = self.prices.unit_prices(plan["country"])
+        counted = plan["segments"].fillna(0).to_numpy(dtype=np.int64)
+        plan["cost"] = pd.array(np.where(ok, counted * units, 0), dtype="Int64")
+        plan.loc[~ok, "cost"] = pd.NA
+
+
+def _skip(plan: pd.DataFrame, mask: np.ndarray, code: str, reason: object) -> None:
+    """Mark the rows of ``mask`` (all not yet skipped) skipped, with a code and reason(s)."""
+    if not mask.any():
+        return
+    plan.loc[mask, "reason_code"] = code
+    plan.loc[mask, "reason"] = reason
+
+
+def phone_reason_code(reason: str) -> str:
+    """A stable category for a phone-number reason (the reason text itself is specific)."""
+    if reason.startswith("no phone"):
+        return "no_phone"
+    if "cannot receive SMS" in reason:
+        return "not_mobile"
+    if "country" in reason and "column" in reason:
+        return "bad_country"
+    return "invalid_number"
+

@@ -1,0 +1,60 @@
+"""Prices per segment by country, with exact money arithmetic.
+
+Prices are held as whole numbers of the smallest unit any configured price uses
+(e.g. 0.0079 EUR → units of 0.0001 EUR), so column-wise costs and totals are integer
+arithmetic: no float drift, however many rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from batchsms.config import PricingConfig
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    currency: str
+    places: int  # decimal places of the money unit used inside
+    default: int  # in units of 10**-places
+    countries: dict[str, int]
+
+    @classmethod
+    def from_config(cls, config: PricingConfig) -> PriceTable:
+        prices = [config.default, *config.countries.values()]
+        places = max(max(-p.normalize().as_tuple().exponent, 0) for p in prices)  # type: ignore[operator]
+        places = max(places, 2)
+        unit = Decimal(1).scaleb(-places)
+
+        def units(price: Decimal) -> int:
+            return int(price / unit)
+
+        return cls(config.currency, places, units(config.default),
+                   {k: units(v) for k, v in config.countries.items()})
+
+    def unit_prices(self, countries: pd.Series) -> np.ndarray:
+        """Price per segment, in units, for each row's country (default where unknown)."""
+        codes = pd.Index(list(self.countries), dtype="string").get_indexer(countries)
+        table = np.array([*self.countries.values(), self.default], dtype=np.int64)
+        return table[codes]  # code -1 (no price for that country) picks the default
+
+    def price_of(self, country: str | None) -> int:
+        return self.countries.get(country or "", self.default)
+
+    def money(self, units: int) -> Decimal:
+        """``units`` as an exact Decimal amount with this table's decimal places."""
+        return Decimal(int(units)).scaleb(-self.places)
+
+    def format(self, units: int) -> str:
+        return f"{self.money(units):.{self.places}f}"
+
+    def format_column(self, units: pd.Series) -> pd.Series:
+        """Costs as fixed-point text (e.g. ``0.0316``), exact, for reports."""
+        values = units.astype("int64")
+        scale = 10**self.places
+        whole = (values // scale).astype("string")
+        return whole + "." + (values % scale).astype("string").str.zfill(self.places)

@@ -1,0 +1,71 @@
+"""Files written for people: the dry run's per-row CSV.
+
+Cells that come from contact data are neutralised against spreadsheet formula
+injection: one starting with ``= + - @``, a tab or a carriage return gets a leading
+apostrophe, so Excel shows it as text instead of running it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from batchsms.pricing import PriceTable
+
+DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
+                   "encoding", "segments", "characters", "cost", "ucs2_chars", "text"]
+_INT_COLUMNS = {"row", "segments", "characters", "smart_saved"}
+_FORMULA_START = r"^[=+\-@\t\r]"
+NEUTRALISED = ("phone", "reason", "text")
+
+
+def neutralise(column: pa.Array) -> pa.Array:
+    """Prefix ``'`` to cells a spreadsheet would read as a formula."""
+    return pc.replace_substring_regex(column, _FORMULA_START, "'$0")
+
+
+class DryRunCsv:
+    """Writes ``dry-run.csv`` chunk by chunk; the file appears complete or not at all."""
+
+    def __init__(self, path: Path, prices: PriceTable, smart: bool = False) -> None:
+        self.path = path
+        self.prices = prices
+        self.columns = [*DRY_RUN_COLUMNS[:-1], "smart_saved", "text"] if smart else DRY_RUN_COLUMNS
+        self.schema = pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string())
+                                 for c in self.columns])
+        self._partial = path.with_name(f".{path.name}.partial")
+        self._writer: pacsv.CSVWriter | None = None
+
+    def __enter__(self) -> DryRunCsv:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write(self, plan: pd.DataFrame) -> None:
+        frame = plan.reset_index()
+        frame["cost"] = self.prices.format_column(frame["cost"].fillna(0))
+        frame.loc[plan["cost"].isna().to_numpy(), "cost"] = pd.NA
+        table = pa.Table.from_pandas(frame[self.columns], schema=self.schema, preserve_index=False)
+        for name in NEUTRALISED:
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, name, neutralise(table[name]))
+        if self._writer is None:
+            self._writer = pacsv.CSVWriter(str(self._partial), self.schema,
+                                           write_options=pacsv.WriteOptions(quoting_style="needed"))
+        self._writer.write_table(table)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if kind is None:
+            if self._writer is None:
+                pd.DataFrame(columns=self.columns).to_csv(self._partial, index=False)
+            os.replace(self._partial, self.path)
+        else:
+            self._partial.unlink(missing_ok=True)
