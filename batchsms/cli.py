@@ -75,6 +75,33 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
     return ExitCode.OK
 
 
+@cli.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8025, show_default=True, type=int, help="Port to listen on.")
+def emulator_command(host: str, port: int) -> int:
+    """Serve the four provider emulators over HTTP for rehearsals and tests.
+
+    Mailjet, MailerSend, Voximplant and TXTY answer under /mailjet, /mailersend,
+    /voximplant and /txty on one port, each with a seeded account that accepts any
+    sender; it prints the provider.base_url values and the credentials to export.
+
+    Example: batchsms emulator --port 8025
+    """
+    import uvicorn
+
+    from batchsms.emulator.rehearsal import base_urls, rehearsal_app
+
+    app, env = rehearsal_app(Path(tempfile.mkdtemp(prefix="batchsms-emulator-")))
+    click.echo(f"batchsms emulators on http://{host}:{port} (Ctrl-C stops them)")
+    for name, url in base_urls(f"http://{host}:{port}").items():
+        click.echo(f"  {name:<11} provider.base_url: {url}")
+    click.echo("Credentials for these emulators (not real ones):")
+    for key, value in env.items():
+        click.echo(f"  export {key}={value}")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return ExitCode.OK
+
+
 def _print_json(data: dict[str, Any]) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

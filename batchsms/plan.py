@@ -110,7 +110,9 @@ class Planner:
         plan["country"] = numbers["country"].astype("string")
         plan["reason_code"] = pd.Series(pd.NA, index=sheet.index, dtype="string")
         plan["reason"] = numbers["reason"].astype("string")
-        plan.loc[plan["reason"].notna(), "reason_code"] = plan["reason"].map(phone_reason_code)
+        failed = plan["reason"].dropna()
+        plan.loc[failed.index, "reason_code"] = failed.map(phone_reason_code)
+        self._skip_malformed(plan, sheet.attrs.get(contacts.PROBLEMS) or {})
         self._skip_suppressed_and_duplicates(plan, first_seen)
         self._render(plan, sheet)
         self._count(plan)
@@ -118,6 +120,14 @@ class Planner:
         self._price(plan)
         plan["status"] = np.where(plan["reason_code"].isna(), OK, SKIPPED)
         return plan[PLAN_COLUMNS]
+
+    @staticmethod
+    def _skip_malformed(plan: pd.DataFrame, problems: dict[int, str]) -> None:
+        """Rows the reader could not split into the header's columns: cells may have shifted."""
+        if problems:
+            rows = pd.Index(list(problems))
+            plan.loc[rows, "reason_code"] = "malformed_row"
+            plan.loc[rows, "reason"] = [problems[r] for r in rows]
 
     def _skip_suppressed_and_duplicates(self, plan: pd.DataFrame, first_seen: FirstSeen) -> None:
         keys = number_keys(plan["e164"].fillna(""))
@@ -214,7 +224,9 @@ def phone_reason_code(reason: str) -> str:
         return "no_phone"
     if "cannot receive SMS" in reason:
         return "not_mobile"
-    if "country" in reason and "column" in reason:
+    if "country column" in reason:
         return "bad_country"
+    if reason.startswith("digits lost"):
+        return "lost_digits"
     return "invalid_number"
 

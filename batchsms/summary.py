@@ -8,10 +8,12 @@ from batchsms.dryrun import DryRun
 from batchsms.totals import Group
 
 REASON_TITLES = {
+    "malformed_row": "row does not fit the header",
     "no_phone": "no phone number",
     "invalid_number": "invalid phone number",
     "not_mobile": "cannot receive SMS",
     "bad_country": "bad country code",
+    "lost_digits": "digits lost to scientific notation",
     "suppressed": "suppressed",
     "duplicate": "duplicate number",
     "missing_value": "empty cell used by the template",

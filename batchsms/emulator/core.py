@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -139,6 +140,12 @@ class DroppedResponse(Response):
 
 
 _SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
+_SECRET_PARAMS = re.compile(r"((?:^|[&?])(?:key|pass|password|token|api_key)=)[^&]*")
+
+
+def redact_params(text: str) -> str:
+    """Hide the values of credential parameters in a query string or form body."""
+    return _SECRET_PARAMS.sub(r"\1<redacted>", text)
 
 
 class EmulatorState:
@@ -169,10 +176,10 @@ class EmulatorState:
             k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v)
             for k, v in request.headers.items()
         }
-        query = request.url.query
         self.requests.append(
-            RequestLog(self.clock(), request.method, request.url.path, query, headers,
-                       body.decode("utf-8", "replace"))
+            RequestLog(self.clock(), request.method, request.url.path,
+                       redact_params(request.url.query), headers,
+                       redact_params(body.decode("utf-8", "replace")))
         )
         return body
 

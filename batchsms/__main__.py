@@ -1,0 +1,5 @@
+import sys
+
+from batchsms.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""Connecting a campaign to its provider: the real API, another base_url, or the sandbox."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from batchsms.config import ProviderConfig
+from batchsms.credentials import environment
+from batchsms.emulator.core import EmulatorState
+from batchsms.providers.base import Provider
+
+
+@dataclass(frozen=True)
+class Connection:
+    provider: Provider
+    emulator: EmulatorState | None  # the in-process emulator when ``sandbox: true``
+
+
+def timeouts(config: ProviderConfig) -> httpx.Timeout:
+    """A request may take ``provider.timeout`` seconds; connecting at most 5."""
+    return httpx.Timeout(config.timeout, connect=min(5.0, config.timeout))
+
+
+@asynccontextmanager
+async def connect(config: ProviderConfig, environ: Mapping[str, str] | None = None,
+                  max_connections: int = 100) -> AsyncIterator[Connection]:
+    """Open one shared ``httpx.AsyncClient`` and the provider's client on it.
+
+    With ``sandbox: true`` the provider's emulator is mounted in process (httpx's ASGI
+    transport): no network and no credentials. Otherwise credentials come from the
+    environment (or ``provider.env_file``); a missing one is a CampaignError naming it.
+    """
+    module = importlib.import_module(f"batchsms.providers.{config.name}")
+    emulator: EmulatorState | None = None
+    if config.sandbox:
+        app, env = importlib.import_module(f"batchsms.emulator.{config.name}").sandbox(config)
+        emulator = app.state.emulator
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=timeouts(config))
+    else:
+        env = environment(config, environ)
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=max_connections)
+        http = httpx.AsyncClient(timeout=timeouts(config), limits=limits)
+    async with http:
+        yield Connection(module.create(config, env, http), emulator)
