@@ -1,0 +1,314 @@
+"""Mailjet Send SMS API v4: one recipient per ``POST /v4/sms-send``, Bearer-token auth.
+
+Wire facts (``shared/providers/RESEARCH.md`` §1): the success body carries ``MessageId``,
+``SmsCount``, ``Cost {Value, Currency}`` and ``Status {Code, Name, Description}``, with key
+casing that differs between endpoints and SDKs (``MessageID``, ``SMSCount``, ``ID``), so keys
+are read case-insensitively. Errors are ``{ErrorIdentifier, ErrorCode, StatusCode,
+ErrorMessage, ErrorRelatedTo}``; a 429 may be an HTML page and carries no ``Retry-After``.
+Status lookups use ``GET /v4/sms/{id}`` and ``GET /v4/sms?To=&FromTS=``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from batchsms.config import ProviderConfig
+from batchsms.credentials import require
+from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.rules import RULES, ProviderRules
+
+BASE_URL = "https://api.mailjet.com"
+TOKEN = "MAILJET_SMS_TOKEN"
+
+_BEFORE_SERVER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_LOOKUP_PAGE = 100
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A response boiled down: status, JSON body with lower-cased keys (or None), reason."""
+
+    status: int
+    body: dict[str, Any] | None
+    reason: str
+    retry_after: float | None
+
+
+class _Unanswered(Exception):
+    """A lookup request that got no usable answer; ``stop`` as in :class:`Result`."""
+
+    def __init__(self, reason: str, stop: str | None = None) -> None:
+        super().__init__(reason)
+        self.stop = stop
+
+
+class MailjetClient:
+    """A Mailjet SMS client for one token and one sender over an injected ``httpx`` client.
+
+    ``token_variable`` names the environment variable the token came from; it appears in
+    the instruction given when Mailjet refuses the token. The token itself never appears
+    in a Result.
+    """
+
+    rules: ProviderRules = RULES["mailjet"]
+
+    def __init__(self, http: httpx.AsyncClient, token: str, sender: str,
+                 base_url: str = BASE_URL, token_variable: str = TOKEN) -> None:
+        self._http = http
+        self._token = token
+        self._sender = sender
+        self._base = base_url.rstrip("/")
+        self._variable = token_variable
+
+    async def send(self, batch: Sequence[Message]) -> list[Result]:
+        """Send the one message of ``batch`` (Mailjet takes one recipient per request).
+
+        An empty batch sends nothing; more than one message is a caller error (ValueError).
+        """
+        if len(batch) > self.rules.recipients_per_request:
+            raise ValueError(f"Mailjet sends one message per request, got {len(batch)}")
+        return [await self._send_one(message) for message in batch]
+
+    async def lookup(self, message: Message, message_id: str | None, since: datetime) -> Result:
+        """Find ``message`` by its id, else by destination among messages sent since ``since``.
+
+        SENT with Mailjet's id, parts, cost and status name when found (FAILED with a stop
+        when Mailjet's status says it was rejected for funds or the daily limit); UNKNOWN
+        when Mailjet does not list it (its statistics may lag) or could not be asked.
+        """
+        try:
+            item = await self._by_id(message_id) if message_id else None
+            if item is None:
+                item = await self._by_destination(message.to, since)
+        except _Unanswered as problem:
+            return Result(message.key, Outcome.UNKNOWN, message_id=message_id,
+                          error=self._redact(str(problem)), stop=problem.stop)
+        if item is None:
+            return Result(message.key, Outcome.UNKNOWN, message_id=message_id,
+                          error=f"Mailjet lists no message to {message.to} since "
+                                f"{since.isoformat()}")
+        return self._found(message.key, item)
+
+    # -- sending ---------------------------------------------------------------------------
+    async def _send_one(self, message: Message) -> Result:
+        url = f"{self._base}/v4/sms-send"
+        payload = {"From": self._sender, "To": message.to, "Text": message.text}
+        try:
+            response = await self._http.post(url, json=payload, headers=self._auth())
+        except _BEFORE_SERVER as error:
+            return Result(message.key, Outcome.THROTTLED,
+                          error=f"Mailjet not reached: {type(error).__name__}")
+        except httpx.UnsupportedProtocol:
+            return self._refused(message.key, f"{url} is not an http(s) address",
+                                 "check provider.base_url")
+        except httpx.TransportError as error:
+            return Result(message.key, Outcome.UNKNOWN,
+                          error=f"no complete answer from Mailjet: {type(error).__name__}")
+        return self._classify(message.key, _reply(response), url)
+
+    def _classify(self, key: int, reply: _Reply, url: str) -> Result:
+        if reply.status == 429:
+            return Result(key, Outcome.THROTTLED, error=self._describe(reply),
+                          retry_after=reply.retry_after)
+        if 200 <= reply.status < 300:
+            return self._accepted(key, reply)
+        if not 400 <= reply.status < 500:
+            return Result(key, Outcome.UNKNOWN, error=self._describe(reply))
+        return self._rejected(key, reply, url)
+
+    def _accepted(self, key: int, reply: _Reply) -> Result:
+        message_id = _message_id(reply.body) if reply.body is not None else None
+        if reply.body is None or message_id is None:
+            return Result(key, Outcome.UNKNOWN,
+                          error=f"HTTP {reply.status} without a Mailjet message id")
+        return _sent(key, message_id, reply.body)
+
+    def _rejected(self, key: int, reply: _Reply, url: str) -> Result:
+        error = self._describe(reply)
+        code = str((reply.body or {}).get("errorcode") or "")
+        related = _related(reply.body)
+        if reply.status in (401, 403):
+            return self._refused(key, error, self._credentials_advice(reply.status))
+        if reply.status in (404, 405):
+            return self._refused(key, error, f"Mailjet has no SMS API at {url}: check "
+                                              "provider.base_url")
+        if code in _ACCOUNT_STOPS:
+            return self._refused(key, error, _ACCOUNT_STOPS[code].format(var=self._variable))
+        if "from" in related:
+            return self._refused(key, error, f"Mailjet refused the sender {self._sender!r}: "
+                                              "change provider.sender")
+        return Result(key, Outcome.FAILED, error=error)
+
+    def _refused(self, key: int, error: str, advice: str) -> Result:
+        return Result(key, Outcome.FAILED, error=self._redact(error),
+                      stop=self._redact(f"{error.rstrip('.')}: {advice}"))
+
+    def _credentials_advice(self, status: int) -> str:
+        if status == 403:
+            return (f"this token has no access to the SMS API; check the credentials in "
+                    f"{self._variable} (only the master account's SMS tokens can send)")
+        return (f"check the credentials in {self._variable} (an SMS API token generated in "
+                "the Mailjet SMS dashboard)")
+
+    # -- looking up ----------------------------------------------------------------------------
+    async def _by_id(self, message_id: str) -> dict[str, Any] | None:
+        reply = await self._get(f"/v4/sms/{quote(message_id, safe='')}", {})
+        items = _items(reply) if reply.status != 404 else []
+        return items[0] if items else None
+
+    async def _by_destination(self, to: str, since: datetime) -> dict[str, Any] | None:
+        start = math.floor(since.timestamp())
+        reply = await self._get("/v4/sms", {"To": to, "FromTS": start, "Limit": _LOOKUP_PAGE})
+        matches = [item for item in _items(reply)
+                   if str(item.get("to", "")) == to and _created(item) >= start]
+        return min(matches, key=_created, default=None)
+
+    async def _get(self, path: str, params: Mapping[str, str | int]) -> _Reply:
+        try:
+            response = await self._http.get(f"{self._base}{path}", params=params,
+                                            headers=self._auth())
+        except httpx.HTTPError as error:
+            raise _Unanswered(f"Mailjet lookup failed: {type(error).__name__}") from None
+        reply = _reply(response)
+        if reply.status in (401, 403):
+            error = self._describe(reply)
+            advice = self._credentials_advice(reply.status)
+            raise _Unanswered(error, f"{error.rstrip('.')}: {advice}")
+        if reply.status != 404 and (reply.status != 200 or reply.body is None):
+            raise _Unanswered(f"Mailjet lookup failed: {self._describe(reply)}")
+        return reply
+
+    def _found(self, key: int, item: dict[str, Any]) -> Result:
+        status = _lower(item.get("status"))
+        code = status.get("code")
+        if code in _REJECTED_STOPS:
+            error = f"Mailjet status {code} {status.get('name')}"
+            return self._refused(key, error, _ACCOUNT_STOPS[_REJECTED_STOPS[code]]
+                                 .format(var=self._variable))
+        message_id = _message_id(item)
+        if message_id is None:
+            return Result(key, Outcome.UNKNOWN, error="Mailjet listed the message without an id")
+        return _sent(key, message_id, item)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def _describe(self, reply: _Reply) -> str:
+        return self._redact(_error_text(reply))
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "<redacted>") if self._token else text
+
+
+_ACCOUNT_STOPS = {
+    "sms-0001": "top up the Mailjet SMS wallet, then run send again to resume",
+    "sms-0003": "the Mailjet account's daily SMS limit is reached (every part counts): run "
+                "send again tomorrow to resume, or ask Mailjet to raise the limit",
+    "sms-0004": "this token has no Mailjet SMS account set up yet: finish the SMS setup in "
+                "the Mailjet dashboard, or check the credentials in {var}",
+}
+_REJECTED_STOPS = {15: "sms-0001", 16: "sms-0003"}
+
+
+def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClient
+           ) -> MailjetClient:
+    """A :class:`MailjetClient` for ``config``: the token from ``MAILJET_SMS_TOKEN`` in ``env``.
+
+    Raises CampaignError naming the variable when the token is missing.
+    """
+    token = require(env, TOKEN, config)
+    return MailjetClient(http, token, config.sender, config.base_url or BASE_URL,
+                         config.env.get(TOKEN, TOKEN))
+
+
+def _reply(response: httpx.Response) -> _Reply:
+    try:
+        body = json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        body = None
+    return _Reply(response.status_code, _lower(body) if isinstance(body, dict) else None,
+                  response.reason_phrase, _retry_after(response.headers.get("retry-after")))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _lower(value: Any) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _error_text(reply: _Reply) -> str:
+    body = reply.body or {}
+    message = body.get("errormessage")
+    if not message:
+        return f"HTTP {reply.status} {reply.reason}".rstrip()
+    code = body.get("errorcode")
+    text = f"{code} {message}" if code else f"HTTP {reply.status} {message}"
+    related = body.get("errorrelatedto")
+    if isinstance(related, list) and related:
+        text += f" ({', '.join(map(str, related))})"
+    return text
+
+
+def _related(body: dict[str, Any] | None) -> set[str]:
+    related = (body or {}).get("errorrelatedto")
+    return {str(r).lower() for r in related} if isinstance(related, list) else set()
+
+
+def _message_id(body: dict[str, Any]) -> str | None:
+    for key in ("messageid", "id"):
+        value = body.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def _items(reply: _Reply) -> list[dict[str, Any]]:
+    data = (reply.body or {}).get("data")
+    if not isinstance(data, list):
+        return []
+    return [_lower(item) for item in data if isinstance(item, dict)]
+
+
+def _created(item: dict[str, Any]) -> int:
+    value = item.get("creationts")
+    return int(value) if isinstance(value, int | Decimal) else -1
+
+
+def _sent(key: int, message_id: str, body: dict[str, Any]) -> Result:
+    """A SENT result from a send response or a statistics item (keys lower-cased)."""
+    cost = _lower(body.get("cost"))
+    value = cost.get("value")
+    parts = body.get("smscount")
+    status = _lower(body.get("status")).get("name")
+    return Result(
+        key, Outcome.SENT, message_id=message_id,
+        segments=parts if isinstance(parts, int) and not isinstance(parts, bool) else None,
+        cost=Decimal(value) if isinstance(value, int | Decimal) else None,
+        currency=str(cost["currency"]) if cost.get("currency") else None,
+        status=str(status) if status else None,
+    )
