@@ -1,0 +1,373 @@
+"""MailerSend SMS API: up to 50 recipients per ``POST /v1/sms``, Bearer-token auth.
+
+Wire facts (``shared/providers/RESEARCH.md`` §2, ``shared/providers/mailersend-sms.md``):
+202 with one ``X-SMS-Message-Id`` for the whole request (plus ``X-SMS-Send-Paused: true``
+when the sender number is paused); a Laravel-style 422 ``{"message", "errors"}`` whose keys
+are field paths, ``to.3`` being the request's fourth recipient; 429 with ``X-RateLimit-*``
+for the per-minute limit, or ``x-apiquota-remaining: 0`` when the daily request quota is
+used up. Lookups use ``GET /v1/sms-messages/{id}`` and ``GET /v1/sms-activity``.
+
+Every recipient receives exactly its own text. MailerSend renders its template syntax
+(``{{ var }}``, and Twig's ``{% %}`` and ``{# #}``) inside ``text`` but inserts
+personalization values once, without parsing them. So a batch whose texts are all equal
+and free of that syntax goes out as plain ``text``; any other batch goes out as
+``text: "{{ text }}"`` with each recipient's own text as its personalization data.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from batchsms.config import ProviderConfig
+from batchsms.credentials import require
+from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.rules import RULES, ProviderRules
+
+BASE_URL = "https://api.mailersend.com"
+API_KEY = "MAILERSEND_API_KEY"
+PERSONALIZED_TEXT = "{{ text }}"
+
+_TEMPLATE_SYNTAX = re.compile(r"\{[{%#]")
+_RECIPIENT_FIELD = re.compile(r"(?:to|personalization)\.(\d+)(?:\..+)?")
+_DAILY_QUOTA = "Daily quota for this number exceeded."
+_BEFORE_SERVER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_BAD_ADDRESS = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
+_LOOKUP_PAGES = 20
+_LOOKUP_WINDOW = 600
+_STAGES = {"processed": 0, "queued": 1, "sent": 2, "delivered": 3, "failed": 3}
+_NOT_PROCESSED = ("not sent: MailerSend refused the whole request because of other "
+                  "recipients' errors; safe to send again")
+_REPEATED = ("not sent: the number appears twice in one request, and MailerSend "
+             "personalizes per number; send it in another request")
+
+
+class _Unanswered(Exception):
+    """A lookup request that got no usable answer; ``stop`` as in :class:`Result`."""
+
+    def __init__(self, reason: str, stop: str | None = None) -> None:
+        super().__init__(reason)
+        self.stop = stop
+
+
+class MailerSendClient:
+    """A MailerSend SMS client for one API token and one sender number.
+
+    ``key_variable`` names the environment variable the token came from; it appears in
+    the instruction given when MailerSend refuses the token. The token itself never
+    appears in a Result. ``clock`` gives the time used for lookup windows and
+    ``Retry-After`` dates.
+    """
+
+    rules: ProviderRules = RULES["mailersend"]
+
+    def __init__(self, http: httpx.AsyncClient, api_key: str, sender: str,
+                 base_url: str = BASE_URL, *, key_variable: str = API_KEY,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._http = http
+        self._key = api_key
+        self._sender = sender
+        self._base = base_url.rstrip("/").removesuffix("/v1")
+        self._variable = key_variable
+        self._clock = clock
+
+    async def send(self, batch: Sequence[Message]) -> list[Result]:
+        """Send ``batch`` in one ``POST /v1/sms``; one Result per message, in order.
+
+        All accepted messages share the request's message id. A number given twice is
+        sent once; its repeats come back THROTTLED (not sent, safe to send again). So do
+        the recipients of a 422 that MailerSend did not object to: it refuses the whole
+        request, and they can go out in the next one. An empty batch sends nothing.
+        """
+        if not batch:
+            return []
+        chosen = _first_per_number(batch)
+        messages = [batch[i] for i in chosen]
+        try:
+            response = await self._http.post(f"{self._base}/v1/sms", json=_payload(
+                self._sender, messages), headers=self._auth())
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            results = self._unanswered(messages, error)
+        else:
+            results = self._classify(response, messages)
+        by_index = dict(zip(chosen, results, strict=True))
+        return [by_index.get(i) or Result(m.key, Outcome.THROTTLED, error=_REPEATED,
+                                          retry_after=0.0)
+                for i, m in enumerate(batch)]
+
+    async def lookup(self, message: Message, message_id: str | None, since: datetime) -> Result:
+        """Find ``message`` by its message id, else by its ``processed`` activity entry in
+        the ten minutes from ``since`` (at most 2,000 entries are read): an entry matches
+        on the destination, the sender and, where MailerSend gives the content, the text.
+
+        SENT with the message id, the recipient's latest status (``processed``, ``queued``,
+        ``sent``, ``delivered`` or ``failed``, with MailerSend's reason) and segments when
+        found; UNKNOWN when MailerSend has no such message or could not be asked.
+        """
+        try:
+            found = (await self._by_id(message, message_id) if message_id
+                     else await self._by_activity(message, since))
+        except (_Unanswered, httpx.HTTPError, httpx.InvalidURL, ValueError) as problem:
+            reason = str(problem) if isinstance(problem, _Unanswered) else (
+                f"MailerSend lookup failed: {type(problem).__name__}")
+            return Result(message.key, Outcome.UNKNOWN, message_id=message_id,
+                          error=self._redact(reason), stop=getattr(problem, "stop", None))
+        return found or Result(message.key, Outcome.UNKNOWN, message_id=message_id,
+                               error=f"MailerSend has no message to {message.to} since "
+                                     f"{since.isoformat()}")
+
+    # -- sending ---------------------------------------------------------------------------
+    def _unanswered(self, batch: Sequence[Message], error: Exception) -> list[Result]:
+        name = type(error).__name__
+        if isinstance(error, _BEFORE_SERVER):
+            return _all(batch, Outcome.THROTTLED, error=f"MailerSend not reached: {name}")
+        if isinstance(error, _BAD_ADDRESS):
+            return _all(batch, Outcome.FAILED, error=f"cannot send to {self._base}: {name}",
+                        stop=f"{self._base} is not a usable address: check provider.base_url")
+        return _all(batch, Outcome.UNKNOWN, error=f"no complete answer from MailerSend: "
+                                                  f"{name}; the messages may have been sent")
+
+    def _classify(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
+        status = response.status_code
+        if response.is_success:
+            return self._accepted(response, batch)
+        if status == 422:
+            return self._invalid(response, batch)
+        if status == 429:
+            return self._throttled(response, batch)
+        reason = self._describe(response)
+        if status == 421:
+            return _all(batch, Outcome.THROTTLED, error=reason,
+                        retry_after=_retry_after(response, self._clock()))
+        if status == 408 or status >= 500:
+            return _all(batch, Outcome.UNKNOWN, error=reason)
+        stop = self._stop_for(status)
+        return _all(batch, Outcome.FAILED, error=reason, stop=stop)
+
+    def _stop_for(self, status: int) -> str | None:
+        if status == 401:
+            return (f"MailerSend does not accept the API token: check the credentials in "
+                    f"{self._variable}")
+        if status == 403:
+            return (f"MailerSend refuses this API token access to SMS: check the credentials "
+                    f"in {self._variable} (the token needs SMS permission) and that the "
+                    "account may use the API")
+        if status in (404, 405) or 300 <= status < 400:
+            return f"MailerSend has no SMS API at {self._base}/v1/sms: check provider.base_url"
+        return None
+
+    def _accepted(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
+        message_id = response.headers.get("X-SMS-Message-Id", "").strip()
+        if not message_id:
+            return _all(batch, Outcome.UNKNOWN, error=f"HTTP {response.status_code} without "
+                        "an X-SMS-Message-Id header: MailerSend may have accepted the messages")
+        stop = None
+        if response.headers.get("X-SMS-Send-Paused", "").strip().lower() == "true":
+            stop = (f"MailerSend has paused sending from {self._sender}: these messages wait "
+                    "in MailerSend until you unpause the number there (SMS, phone numbers); "
+                    "then run again")
+        elif _quota_left(response) == 0:
+            stop = _quota_stop(response)
+        return _all(batch, Outcome.SENT, message_id=message_id, stop=stop)
+
+    def _invalid(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
+        errors = _json(response).get("errors")
+        if not isinstance(errors, dict) or not errors:
+            return _all(batch, Outcome.FAILED, error=self._describe(response))
+        own: dict[int, list[str]] = {}
+        general: list[str] = []
+        for field, texts in errors.items():
+            entry = self._redact(f"HTTP 422 {field}: {_joined(texts)}")
+            match = _RECIPIENT_FIELD.fullmatch(str(field))
+            if match and int(match[1]) < len(batch):
+                own.setdefault(int(match[1]), []).append(entry)
+            else:
+                general.append(entry)
+        if general:
+            stop = self._invalid_stop(errors)
+            return [Result(m.key, Outcome.FAILED, error="; ".join(general + own.get(i, [])),
+                           stop=stop) for i, m in enumerate(batch)]
+        return [Result(m.key, Outcome.FAILED, error="; ".join(own[i])) if i in own
+                else Result(m.key, Outcome.THROTTLED, error=_NOT_PROCESSED, retry_after=0.0)
+                for i, m in enumerate(batch)]
+
+    def _invalid_stop(self, errors: dict[str, Any]) -> str | None:
+        if _DAILY_QUOTA in _texts(errors.get("to")):
+            return (f"MailerSend's daily quota for the number {self._sender} is used up "
+                    f"({_DAILY_QUOTA}): run again tomorrow")
+        if "from" in errors:
+            return (f"MailerSend refused the sender {self._sender} "
+                    f"({_joined(errors['from'])}): set provider.sender to a phone number "
+                    "of your MailerSend account")
+        return None
+
+    def _throttled(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
+        reason = self._describe(response)
+        if _quota_left(response) == 0:
+            return _all(batch, Outcome.FAILED, error=reason, stop=_quota_stop(response))
+        wait = _retry_after(response, self._clock())
+        if wait is None and "X-RateLimit-Limit" in response.headers:
+            wait = 60.0
+        return _all(batch, Outcome.THROTTLED, error=reason, retry_after=wait)
+
+    # -- looking up ----------------------------------------------------------------------------
+    async def _by_id(self, message: Message, message_id: str) -> Result | None:
+        body = await self._get(f"/v1/sms-messages/{quote(message_id, safe='')}", {})
+        data = body.get("data") if body else None
+        if not isinstance(data, dict) or message.to not in _list(data.get("to")):
+            return None
+        sms = next((s for s in _dicts(data.get("sms")) if s.get("to") == message.to), {})
+        activity = [a for a in _dicts(data.get("sms_activity")) if a.get("to") == message.to]
+        status = sms.get("status") or _latest(activity).get("status")
+        segments = sms.get("segment_count")
+        return Result(message.key, Outcome.SENT, message_id=message_id,
+                      status=str(status) if status else None,
+                      segments=segments if isinstance(segments, int) else None,
+                      error=sms.get("error_description") or sms.get("error_type") or None)
+
+    async def _by_activity(self, message: Message, since: datetime) -> Result | None:
+        now = int(self._clock())
+        start = min(int((since if since.tzinfo else since.replace(tzinfo=UTC)).timestamp()),
+                    now - 1)
+        window = {"date_from": start, "date_to": min(now, start + _LOOKUP_WINDOW),
+                  "status[]": "processed", "limit": 100}
+        matches: list[dict[str, Any]] = []
+        for page in range(1, _LOOKUP_PAGES + 1):
+            body = await self._get("/v1/sms-activity", {**window, "page": page}) or {}
+            matches += [a for a in _dicts(body.get("data")) if self._matches(a, message)]
+            if not (body.get("links") or {}).get("next"):
+                break
+        if not matches:
+            return None
+        latest = _latest(matches)
+        message_id = str(latest["sms_message_id"])
+        return await self._by_id(message, message_id) or Result(
+            message.key, Outcome.SENT, message_id=message_id,
+            status=str(latest.get("status") or "") or None)
+
+    def _matches(self, entry: dict[str, Any], message: Message) -> bool:
+        return (entry.get("to") == message.to and bool(entry.get("sms_message_id"))
+                and entry.get("from") in (None, self._sender)
+                and entry.get("content") in (None, message.text, PERSONALIZED_TEXT))
+
+    async def _get(self, path: str, params: Mapping[str, int | str]) -> dict[str, Any] | None:
+        response = await self._http.get(f"{self._base}{path}", params=params,
+                                        headers=self._auth())
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _Unanswered(f"MailerSend lookup failed: {self._describe(response)}",
+                              self._stop_for(response.status_code))
+        body = response.json()
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+        return body
+
+    # -- helpers -------------------------------------------------------------------------
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
+
+    def _describe(self, response: httpx.Response) -> str:
+        message = _json(response).get("message") or response.text.strip()[:200]
+        return self._redact(f"HTTP {response.status_code}: {message or response.reason_phrase}")
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "<redacted>") if self._key else text
+
+
+def create(config: ProviderConfig, env: Mapping[str, str],
+           http: httpx.AsyncClient) -> MailerSendClient:
+    """The MailerSend client for a campaign: the API token from ``env``, the sender and
+    address from ``config``; a CampaignError naming the variable when the token is missing."""
+    key = require(env, API_KEY, config)
+    return MailerSendClient(http, key, config.sender, config.base_url or BASE_URL,
+                            key_variable=config.env.get(API_KEY, API_KEY))
+
+
+def _payload(sender: str, batch: Sequence[Message]) -> dict[str, Any]:
+    """The request body; personalized whenever plain ``text`` could alter a text."""
+    texts = {m.text for m in batch}
+    to = [m.to for m in batch]
+    if len(texts) == 1 and not _TEMPLATE_SYNTAX.search(batch[0].text):
+        return {"from": sender, "to": to, "text": batch[0].text}
+    return {"from": sender, "to": to, "text": PERSONALIZED_TEXT,
+            "personalization": [{"phone_number": m.to, "data": {"text": m.text}}
+                                for m in batch]}
+
+
+def _first_per_number(batch: Sequence[Message]) -> list[int]:
+    seen: set[str] = set()
+    chosen = []
+    for i, message in enumerate(batch):
+        if message.to not in seen:
+            seen.add(message.to)
+            chosen.append(i)
+    return chosen
+
+
+def _all(batch: Sequence[Message], outcome: Outcome, **fields: Any) -> list[Result]:
+    return [Result(m.key, outcome, **fields) for m in batch]
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _texts(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _joined(value: object) -> str:
+    return " ".join(_texts(value))
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [v for v in _list(value) if isinstance(v, dict)]
+
+
+def _latest(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The newest activity entry; of entries made at the same instant, the furthest on."""
+    return max(entries, default={}, key=lambda e: (str(e.get("created_at") or ""),
+                                                    _STAGES.get(str(e.get("status")), -1)))
+
+
+def _quota_left(response: httpx.Response) -> int | None:
+    try:
+        return int(response.headers.get("x-apiquota-remaining", ""))
+    except ValueError:
+        return None
+
+
+def _quota_stop(response: httpx.Response) -> str:
+    reset = response.headers.get("x-apiquota-reset") or "midnight UTC"
+    return f"MailerSend's daily API request quota is used up: run again after {reset}"
+
+
+def _retry_after(response: httpx.Response, now: float) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), or None when absent or bad."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
