@@ -1,0 +1,425 @@
+"""Voximplant Management API: ``SendSmsMessage``, with ``GetSmsHistory`` to resolve unknowns.
+
+Wire facts (``shared/providers/RESEARCH.md`` §3): one message per
+``POST {base}/platform_api/SendSmsMessage`` with query parameters (numbers without '+'),
+authenticated by a short-lived RS256 JWT signed with the service account's private key
+(``kid`` = key id, ``iss`` = account id). Errors arrive as HTTP 200 with
+``{"error": {"code": int, "msg": str}}``; success is
+``{"result": 1, "message_id": int, "fragments_count": int}``. There is no delivery callback
+for this method: ``GetSmsHistory`` (``status_id`` "1" success, "2" error, "3" waiting) is
+the status lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+from batchsms.config import ProviderConfig
+from batchsms.credentials import require
+from batchsms.errors import CampaignError
+from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.rules import RULES, ProviderRules
+
+BASE_URL = "https://api.voximplant.com"
+CREDENTIALS = "VOXIMPLANT_CREDENTIALS"
+TOKEN_LIFETIME = 60.0
+REFRESH_MARGIN = 15.0
+HISTORY_DATE = "%Y-%m-%d %H:%M:%S"
+
+_BEFORE_SERVER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_HISTORY_PAGE = 1000
+_AUTH = frozenset({100, 433, 447, 454, 455, 456})
+_THROTTLE = frozenset({162, 340, 416, 515})
+# 484: Voximplant refused what it took for an automatic resend of a request it already
+# got, so that earlier request may have sent the SMS. 14 / 385: the message reached
+# Voximplant's SMS gateway step and failed there, like a 502 behind a proxy: whether the
+# gateway took it is not said. 1 / 2 / 4 / 5: internal errors, possibly after processing.
+_MAYBE_PROCESSED = frozenset({1, 2, 4, 5, 14, 385, 484})
+_SENDER = frozenset({386, 422, 528})
+_FAILED = _AUTH | _SENDER | {101, 104, 121, 127, 131, 134, 281, 423, 477}
+_HISTORY_STATUS = {"1": "success", "2": "error", "3": "waiting"}
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """The fields of a Voximplant service account's ``credentials.json`` that we use."""
+
+    account_id: int
+    key_id: str
+    private_key: RSAPrivateKey = field(repr=False, compare=False)
+    account_email: str = ""
+
+
+def load_service_account(value: str, variable: str = CREDENTIALS) -> ServiceAccount:
+    """The service account named by ``value``: a path to its ``credentials.json``.
+
+    A value that starts with ``{`` is the JSON itself (how the sandbox passes its key, and
+    handy where secrets are given as contents). Every problem is a CampaignError naming
+    ``variable``; the private key never appears in it.
+    """
+    data = _read_json(value, variable)
+    where = _where(value, variable)
+    missing = [name for name in ("account_id", "key_id", "private_key") if not data.get(name)]
+    if missing:
+        raise CampaignError(f"{where}: missing {', '.join(missing)}. Use the credentials JSON "
+                            "downloaded from Voximplant (Control panel → Service accounts)")
+    return ServiceAccount(
+        account_id=_account_id(data["account_id"], where),
+        key_id=str(data["key_id"]),
+        private_key=_private_key(data["private_key"], where),
+        account_email=str(data.get("account_email") or ""),
+    )
+
+
+def _where(value: str, variable: str) -> str:
+    return f"{variable} (inline JSON)" if _inline(value) else f"{variable}={value}"
+
+
+def _inline(value: str) -> bool:
+    return value.lstrip().startswith("{")
+
+
+def _read_json(value: str, variable: str) -> dict[str, Any]:
+    where = _where(value, variable)
+    text = value if _inline(value) else _read_file(Path(value).expanduser(), variable)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CampaignError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}). "
+                            "Use the credentials JSON file Voximplant gave you, unchanged"
+                            ) from None
+    if not isinstance(data, dict):
+        raise CampaignError(f"{where}: expected a JSON object with account_id, key_id and "
+                            "private_key")
+    return data
+
+
+def _read_file(path: Path, variable: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CampaignError(f"{variable}={path}: no such file. Set {variable} to the path of "
+                            "the service account's credentials JSON") from None
+    except UnicodeDecodeError:
+        raise CampaignError(f"{variable}={path}: not a UTF-8 text file; expected the "
+                            "credentials JSON") from None
+    except OSError as exc:
+        raise CampaignError(f"{variable}={path}: cannot read it ({exc.strerror or exc})"
+                            ) from None
+
+
+def _account_id(value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise CampaignError(f"{where}: account_id must be a number (got {value!r})")
+
+
+def _private_key(value: Any, where: str) -> RSAPrivateKey:
+    problem = f"{where}: private_key is not a PEM-encoded RSA private key"
+    if not isinstance(value, str):
+        raise CampaignError(problem)
+    try:
+        key = serialization.load_pem_private_key(value.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise CampaignError(problem) from None
+    if not isinstance(key, RSAPrivateKey):
+        raise CampaignError(problem)
+    return key
+
+
+class TokenCache:
+    """The RS256 JWT that authenticates one service account, reused while it is fresh.
+
+    A token lives ``lifetime`` seconds (``iat`` = now, ``exp`` = iat + lifetime, far below
+    Voximplant's 3600 s maximum) and is replaced ``margin`` seconds before it expires, or
+    when the clock went back before its ``iat``.
+    """
+
+    def __init__(self, account: ServiceAccount, clock: Callable[[], float] = time.time,
+                 lifetime: float = TOKEN_LIFETIME, margin: float = REFRESH_MARGIN) -> None:
+        self._account = account
+        self._clock = clock
+        self._lifetime = int(lifetime)
+        self._margin = margin
+        self._token: str | None = None
+        self._issued = 0
+        self._expires = 0
+
+    def token(self) -> str:
+        now = self._clock()
+        if self._token is None or not self._issued <= now < self._expires - self._margin:
+            self._issued = int(now)
+            self._expires = self._issued + self._lifetime
+            claims = {"iss": self._account.account_id, "iat": self._issued, "exp": self._expires}
+            self._token = _sign(claims, self._account)
+        return self._token
+
+
+def _sign(claims: dict[str, Any], account: ServiceAccount) -> str:
+    """An RS256 JWT. ``iss`` stays a number, as Voximplant documents it: PyJWT's ``jwt.encode``
+    refuses a non-string ``iss`` since 2.10, so the claims are signed as a JWS payload."""
+    payload = json.dumps(claims, separators=(",", ":")).encode()
+    return jwt.api_jws.encode(payload, account.private_key, algorithm="RS256",
+                              headers={"kid": account.key_id, "typ": "JWT"})
+
+
+class VoximplantClient:
+    """A Voximplant SMS client for one service account and one sender number.
+
+    ``variable`` names where the credentials came from; it appears in the instruction given
+    when Voximplant refuses them. Neither the key nor a token ever appears in a Result.
+    ``clock`` (Unix seconds) stamps the tokens.
+    """
+
+    rules: ProviderRules = RULES["voximplant"]
+
+    def __init__(self, http: httpx.AsyncClient, account: ServiceAccount, sender: str,
+                 base_url: str = BASE_URL, store_body: bool = False,
+                 variable: str = CREDENTIALS, clock: Callable[[], float] = time.time) -> None:
+        self._http = http
+        self._tokens = TokenCache(account, clock)
+        self._source = sender.strip().lstrip("+")
+        self._root = _api_root(base_url)
+        self._store_body = store_body
+        self._variable = variable
+
+    async def send(self, batch: Sequence[Message]) -> list[Result]:
+        """Send the one message of ``batch`` (SendSmsMessage takes one destination).
+
+        An empty batch sends nothing; more than one message is a caller error (ValueError).
+        """
+        if len(batch) > self.rules.recipients_per_request:
+            raise ValueError(f"Voximplant sends one message per request, got {len(batch)}")
+        return [await self._send_one(message) for message in batch]
+
+    async def lookup(self, message: Message, message_id: str | None, since: datetime) -> Result:
+        """Find ``message`` in GetSmsHistory: by ``message_id`` when known, else the earliest
+        message from our sender to its destination processed at or after ``since`` (with the
+        same text where Voximplant stored it).
+
+        SENT (status "success" or "waiting") or FAILED (status "error", Voximplant's
+        ``error_message``) when found; UNKNOWN when not found or when the lookup itself got
+        no answer. A naive ``since`` is taken as UTC.
+        """
+        params = {"source_number": self._source, "destination_number": _digits(message.to),
+                  "direction": "OUT", "from_date": _history_date(since),
+                  "count": str(_HISTORY_PAGE)}
+        offset = 0
+        while True:
+            answer = await self._call("GetSmsHistory", {**params, "offset": str(offset)})
+            if isinstance(answer, Result):
+                return _unresolved(message.key, answer)
+            entries = [e for e in answer.get("result") or [] if isinstance(e, dict)]
+            found = _find(entries, message, message_id)
+            if found is not None:
+                return _from_history(message.key, found)
+            offset += len(entries)
+            if not entries or offset >= _int(answer.get("total_count"), 0):
+                return Result(message.key, Outcome.UNKNOWN,
+                              error="not in Voximplant's SMS history (GetSmsHistory)")
+
+    async def _send_one(self, message: Message) -> Result:
+        params = {"source": self._source, "destination": _digits(message.to),
+                  "sms_body": message.text, "store_body": "true" if self._store_body else "false"}
+        answer = await self._call("SendSmsMessage", params)
+        if isinstance(answer, Result):
+            return replace(answer, key=message.key)
+        message_id = answer.get("message_id")
+        if answer.get("result") != 1 or not isinstance(message_id, int | str) or message_id == "":
+            return Result(message.key, Outcome.UNKNOWN,
+                          error=f"unexpected answer from Voximplant: {_excerpt(answer)}")
+        return Result(message.key, Outcome.SENT, message_id=str(message_id),
+                      segments=_int(answer.get("fragments_count"), None))
+
+    async def _call(self, command: str, params: dict[str, str]) -> dict[str, Any] | Result:
+        """POST one Management API command: its JSON object, or a Result (key 0) saying why not."""
+        token = self._tokens.token()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            response = await self._http.post(f"{self._root}/{command}", params=params,
+                                             headers=headers)
+        except _BEFORE_SERVER as exc:
+            answer: dict[str, Any] | Result = Result(
+                0, Outcome.THROTTLED, error=f"could not connect to {self._root}: {_exception(exc)}")
+        except httpx.TransportError as exc:
+            answer = Result(0, Outcome.UNKNOWN, error=f"no complete answer from Voximplant "
+                            f"({_exception(exc)}): the request may have been processed")
+        else:
+            answer = self._classify(response)
+        if isinstance(answer, Result) and answer.error and token in answer.error:
+            answer = replace(answer, error=answer.error.replace(token, "<token>"))
+        return answer
+
+    def _classify(self, response: httpx.Response) -> dict[str, Any] | Result:
+        status = response.status_code
+        body = _json_object(response.content)
+        error = body.get("error") if body is not None else None
+        if isinstance(error, dict):
+            return self._refused(error, status)
+        if status == 429:
+            return Result(0, Outcome.THROTTLED, error="HTTP 429 Too Many Requests",
+                          retry_after=_seconds(response.headers.get("retry-after")))
+        if 200 <= status < 300 and body is not None:
+            return body
+        if status >= 500 or 200 <= status < 300:
+            return Result(0, Outcome.UNKNOWN, error=f"Voximplant answered HTTP {status} "
+                          f"({_excerpt(response.text) or 'no body'}): the request may have "
+                          "been processed")
+        return Result(0, Outcome.FAILED, error=f"HTTP {status}: {_excerpt(response.text)}",
+                      stop=self._http_stop(status))
+
+    def _http_stop(self, status: int) -> str:
+        if status in (401, 403):
+            return ("Voximplant refused the credentials: check the service account in "
+                    f"{self._variable}")
+        return f"Voximplant answered HTTP {status} at {self._root}: check provider.base_url"
+
+    def _refused(self, error: Mapping[str, Any], status: int) -> Result:
+        code = _int(error.get("code"), -1)
+        text = f"error {code}: {error.get('msg') or ''}".rstrip(": ")
+        if code in _THROTTLE:
+            return Result(0, Outcome.THROTTLED, error=text, retry_after=_repeat_after(code, text))
+        if code in _MAYBE_PROCESSED or (status >= 500 and code not in _FAILED):
+            return Result(0, Outcome.UNKNOWN, error=text)
+        return Result(0, Outcome.FAILED, error=text, stop=self._stop(code))
+
+    def _stop(self, code: int) -> str | None:
+        """The instruction for errors that every later message would hit too."""
+        if code in (455, 456):
+            return (f"Voximplant rejected the token's time ({code}): check this machine's clock "
+                    f"(sync it with NTP) and the service account in {self._variable}")
+        if code in _AUTH:
+            return (f"Voximplant refused the credentials ({code}): check the service account in "
+                    f"{self._variable} (account_id, key_id and private_key of an active key)")
+        if code == 127:
+            return "the Voximplant account has insufficient money: top up its balance, then resume"
+        if code in _SENDER:
+            return (f"the sender {self._source} is not an SMS-enabled number of this Voximplant "
+                    "account: enable SMS for it (ControlSms) or change provider.sender")
+        if code == 104:
+            return ("the service account may not send SMS: give it the Owner, Admin, Developer "
+                    "or CallsSMS role")
+        if code in (131, 281):
+            return "the Voximplant account is not activated or verified: finish that first"
+        return None
+
+
+def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClient
+           ) -> VoximplantClient:
+    """A client for ``config`` with the service account that ``VOXIMPLANT_CREDENTIALS`` names.
+
+    Raises CampaignError when the variable is unset or its credentials cannot be used.
+    """
+    variable = config.env.get(CREDENTIALS, CREDENTIALS)
+    account = load_service_account(require(env, CREDENTIALS, config), variable)
+    base_url = config.base_url or BASE_URL
+    if httpx.URL(base_url).scheme not in ("http", "https"):
+        raise CampaignError(f"provider.base_url: {base_url!r} is not an http(s) URL")
+    return VoximplantClient(http, account, config.sender, base_url=base_url,
+                            store_body=bool(config.store_body), variable=variable)
+
+
+def _api_root(base_url: str) -> str:
+    root = base_url.rstrip("/")
+    return root if root.endswith("/platform_api") else f"{root}/platform_api"
+
+
+def _digits(e164: str) -> str:
+    return e164.strip().removeprefix("+")
+
+
+def _history_date(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(HISTORY_DATE)
+
+
+def _find(entries: list[dict[str, Any]], message: Message, message_id: str | None
+          ) -> dict[str, Any] | None:
+    if message_id is not None:
+        return next((e for e in entries if str(e.get("message_id")) == message_id), None)
+    candidates = [e for e in entries
+                  if str(e.get("destination_number")) == _digits(message.to)
+                  and str(e.get("direction", "OUT")).upper() == "OUT"
+                  and e.get("text", message.text) == message.text]
+    return min(candidates, key=lambda e: _int(e.get("message_id"), 0), default=None)
+
+
+def _from_history(key: int, entry: Mapping[str, Any]) -> Result:
+    status_id = str(entry.get("status_id"))
+    status = _HISTORY_STATUS.get(status_id, status_id)
+    failed = status_id == "2"
+    return Result(key, Outcome.FAILED if failed else Outcome.SENT,
+                  message_id=str(entry.get("message_id")),
+                  segments=_int(entry.get("fragments"), None), cost=_decimal(entry.get("cost")),
+                  status=status,
+                  error=str(entry.get("error_message") or "error") if failed else None)
+
+
+def _unresolved(key: int, answer: Result) -> Result:
+    return Result(key, Outcome.UNKNOWN, error=f"status lookup failed: {answer.error}",
+                  retry_after=answer.retry_after, stop=answer.stop)
+
+
+def _repeat_after(code: int, text: str) -> float | None:
+    match = re.search(r"(\d+(?:\.\d+)?)\s*sec", text) if code == 416 else None
+    return float(match[1]) if match else None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _int(value: Any, default: int | None) -> int | None:
+    if isinstance(value, bool):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _exception(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _excerpt(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
