@@ -1,0 +1,261 @@
+"""TXTY (Denmark) HTTP API v4: one SMS per form-encoded POST to ``{base}/sms/api.json``.
+
+TXTY answers HTTP 200 with ``{"status": "error", "error": CODE, ...}`` for refused
+requests, so the body decides, not the status code. Only ``EMPTY_RECIPIENT`` and
+``USER_NOT_FOUND`` are documented for v4; every other code is a permanent failure of
+that message unless the caller lists it as transient. Credentials travel in the POST
+body (as in TXTY's own PHP class), never in a URL that a proxy could log.
+Sources: ``shared/providers/txty-send-sms.html`` and RESEARCH.md §4.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from batchsms.config import ProviderConfig
+from batchsms.credentials import require
+from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.rules import RULES
+
+DEFAULT_BASE_URL = "https://login.txty.dk/api/4"
+CURRENCY = "DKK"
+AUTH_ERRORS = frozenset({"USER_NOT_FOUND"})
+CREDIT_ERRORS = frozenset({"NO_CREDIT", "CANNOT_AFFORD"})
+DAILY_LIMIT_ERRORS = frozenset({"DAILY_LIMIT"})
+DELIVERED = 150
+CLOCK_SKEW = 60.0  # seconds an outbox ``sent`` stamp may precede ``since`` (clocks differ)
+
+_UNREACHED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_SAFE_ECHO = ("msisdn", "sender", "contact", "group", "schedule", "flash")
+
+
+class TxtyClient:
+    """A TXTY account (``user`` + API ``key``) sending from ``sender``.
+
+    ``transient_errors`` are TXTY error codes to treat as THROTTLED (safe to resend)
+    instead of FAILED. ``credential_names`` are the variables the user set, for messages.
+    """
+
+    rules = RULES["txty"]
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        user: str,
+        key: str,
+        sender: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        flash: bool = False,
+        transient_errors: Iterable[str] = (),
+        credential_names: tuple[str, str] = ("TXTY_USER", "TXTY_KEY"),
+    ) -> None:
+        self._http = http
+        self._auth = {"user": user, "key": key}
+        self._key = key
+        self._sender = sender
+        self._base = base_url.rstrip("/")
+        self._flash = flash
+        self._transient = frozenset(transient_errors)
+        self._names = credential_names
+
+    async def send(self, batch: Sequence[Message]) -> list[Result]:
+        """One POST per message; TXTY takes one recipient per request, so ``len(batch) <= 1``."""
+        if len(batch) > self.rules.recipients_per_request:
+            raise ValueError(f"TXTY sends one message per request, got {len(batch)}")
+        return [await self._send_one(message) for message in batch]
+
+    async def lookup(self, message: Message, message_id: str | None, since: datetime) -> Result:
+        """Find ``message`` in the outbox: by ``message_id`` if given, else by text and time."""
+        msisdn = _msisdn(message.to)
+        answer = await self._post(message.key, "view/outbox", {"search": msisdn})
+        if isinstance(answer, Result):
+            return _unresolved(answer)
+        if answer.get("status") == "error":
+            return _unresolved(self._refused(message.key, answer))
+        outbox = answer.get("outbox")
+        items = [i for i in outbox if isinstance(i, dict)] if isinstance(outbox, list) else []
+        found = _find(items, msisdn, message.text, message_id, since.timestamp() - CLOCK_SKEW)
+        if found is None:
+            return Result(message.key, Outcome.UNKNOWN, error="not found in the TXTY outbox")
+        return _from_outbox(message.key, found)
+
+    async def _send_one(self, message: Message) -> Result:
+        params = {"msisdn": _msisdn(message.to), "sender": self._sender, "text": message.text}
+        if self._flash:
+            params["flash"] = "true"
+        answer = await self._post(message.key, "sms", params)
+        if isinstance(answer, Result):
+            return answer
+        if answer.get("status") == "error":
+            return self._refused(message.key, answer)
+        return _accepted(message.key, answer)
+
+    async def _post(self, key: int, page: str, params: dict[str, str]) -> dict[str, Any] | Result:
+        """The decoded JSON object TXTY answered, or the Result when there is none."""
+        try:
+            response = await self._http.post(f"{self._base}/{page}/api.json",
+                                             data={**self._auth, **params})
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            return self._network_result(key, exc)
+        if response.status_code == 429:
+            return Result(key, Outcome.THROTTLED, error="TXTY answered HTTP 429",
+                          retry_after=_retry_after(response.headers.get("retry-after")))
+        if response.status_code >= 500:
+            return Result(key, Outcome.UNKNOWN, error=f"TXTY answered HTTP {response.status_code}")
+        body = _json_object(response.content)
+        if body is not None and body.get("status") in {"success", "error"}:
+            return body
+        if response.is_success:
+            return Result(key, Outcome.UNKNOWN, error="TXTY answered with an unreadable body "
+                          f"(HTTP {response.status_code}, {_content_type(response)})")
+        return Result(key, Outcome.FAILED, error=f"TXTY answered HTTP {response.status_code}",
+                      stop=f"TXTY answered HTTP {response.status_code} at {self._base}: check "
+                      "provider.base_url (the API lives at https://login.txty.dk/api/4)")
+
+    def _network_result(self, key: int, exc: Exception) -> Result:
+        error = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        if isinstance(exc, _UNREACHED):
+            return Result(key, Outcome.THROTTLED, error=f"could not reach TXTY ({error})")
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            return Result(key, Outcome.FAILED, error=error,
+                          stop=f"{self._base} is not a usable address: check provider.base_url")
+        return Result(key, Outcome.UNKNOWN, error=f"no complete answer from TXTY ({error})")
+
+    def _refused(self, key: int, body: Mapping[str, Any]) -> Result:
+        code = str(body.get("error") or "UNKNOWN_ERROR")
+        error = self._scrub(_describe(code, body))
+        if code in self._transient:
+            return Result(key, Outcome.THROTTLED, error=error)
+        return Result(key, Outcome.FAILED, error=error, stop=self._stop(code))
+
+    def _stop(self, code: str) -> str | None:
+        if code in AUTH_ERRORS:
+            user, key = self._names
+            return f"TXTY did not accept the user and API key: check the credentials in {user} " \
+                   f"and {key}"
+        if code in CREDIT_ERRORS:
+            return "the TXTY account has too little credit: top it up at login.txty.dk, then " \
+                   "run send again to resume"
+        if code in DAILY_LIMIT_ERRORS:
+            return "the TXTY account reached its daily limit: run send again tomorrow to resume"
+        return None
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "<redacted>") if self._key else text
+
+
+def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClient) -> TxtyClient:
+    """A TxtyClient for ``config``, authenticated by ``TXTY_USER`` and ``TXTY_KEY`` in ``env``."""
+    user = require(env, "TXTY_USER", config)
+    key = require(env, "TXTY_KEY", config)
+    names = (config.env.get("TXTY_USER", "TXTY_USER"), config.env.get("TXTY_KEY", "TXTY_KEY"))
+    return TxtyClient(http, user, key, config.sender, base_url=config.base_url or DEFAULT_BASE_URL,
+                      flash=bool(config.flash), credential_names=names)
+
+
+def _msisdn(e164: str) -> str:
+    return e164.strip().removeprefix("+")
+
+
+def _accepted(key: int, body: Mapping[str, Any]) -> Result:
+    sms = body.get("sms")
+    smsid = sms.get("smsid") if isinstance(sms, dict) else None
+    if body.get("success") != "SMS_SENT" or smsid is None:
+        return Result(key, Outcome.UNKNOWN,
+                      error=f"TXTY answered success {body.get('success')!r} without an smsid")
+    return Result(key, Outcome.SENT, message_id=str(smsid), segments=_int(sms.get("msg-count")),
+                  cost=_decimal(sms.get("cost")), currency=CURRENCY, status="SMS_SENT")
+
+
+def _describe(code: str, body: Mapping[str, Any]) -> str:
+    echoed = next((v for k, v in body.items() if k not in {"status", "error"}
+                   and isinstance(v, dict)), {})
+    shown = [f"{name}={echoed[name]!r}" for name in _SAFE_ECHO if echoed.get(name) is not None]
+    return f"{code} ({', '.join(shown)})" if shown else code
+
+
+def _unresolved(result: Result) -> Result:
+    """A failed lookup says nothing about the message: its outcome stays unknown."""
+    return Result(result.key, Outcome.UNKNOWN, error=f"outbox lookup failed: {result.error}",
+                  retry_after=result.retry_after, stop=result.stop)
+
+
+def _find(items: list[dict[str, Any]], msisdn: str, text: str, message_id: str | None,
+          not_before: float) -> dict[str, Any] | None:
+    if message_id is not None:
+        return next((i for i in items if str(i.get("smsid")) == message_id), None)
+    matches = [i for i in items
+               if str(i.get("msisdn")) == msisdn and i.get("text") == text
+               and (_number(i.get("sent")) or 0) >= not_before]
+    return max(matches, key=lambda i: _number(i.get("sent")) or 0, default=None)
+
+
+def _from_outbox(key: int, item: Mapping[str, Any]) -> Result:
+    return Result(key, Outcome.SENT, message_id=str(item.get("smsid")),
+                  segments=_int(item.get("msg-count")), cost=_decimal(item.get("price")),
+                  currency=CURRENCY, status=_delivery_status(item))
+
+
+def _delivery_status(item: Mapping[str, Any]) -> str:
+    code = _int(item.get("error"))
+    if item.get("failed"):
+        text = str(item.get("errortext") or "").strip()
+        return f"failed {code}: {text}" if text else f"failed {code}"
+    return "delivered" if code == DELIVERED else "pending"
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(content, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "no Content-Type").split(";")[0]
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), if readable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - datetime.now(when.tzinfo).timestamp()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
