@@ -10,7 +10,7 @@ import pytest
 
 from batchsms.config import ProviderConfig
 from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, ScriptedOutcome
-from batchsms.emulator.mailersend import create_app, make_account, sandbox
+from batchsms.emulator.mailersend import DEFAULT_RATE, create_app, make_account, sandbox
 
 KEY = "mlsn.emulator-test-key"
 SENDER = "+12025550100"
@@ -39,7 +39,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def state(clock: Clock) -> EmulatorState:
-    state = EmulatorState("mailersend", clock=clock)
+    state = EmulatorState("mailersend", clock=clock, default_rate=DEFAULT_RATE)
     state.accounts[KEY] = make_account({"credential": KEY, "senders": [SENDER, "+19191234567"]})
     return state
 

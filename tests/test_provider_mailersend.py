@@ -26,7 +26,7 @@ from batchsms.providers.mailersend import MailerSendClient, create
 KEY = "mlsn.0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 SENDER = "+12025550100"
 US, CA, US2 = "+12015550123", "+14165550123", "+16203221059"
-STATE = EmulatorState("mailersend")
+STATE = EmulatorState("mailersend", default_rate=DEFAULT_RATE)
 
 
 @pytest.fixture
@@ -43,7 +43,6 @@ def url() -> Iterator[str]:
 @pytest.fixture
 def state(url: str) -> EmulatorState:
     STATE.reset()
-    STATE.rate = DEFAULT_RATE
     STATE.accounts[KEY] = make_account({"credential": KEY, "senders": [SENDER]})
     return STATE
 

@@ -151,9 +151,11 @@ def redact_params(text: str) -> str:
 class EmulatorState:
     """The shared state of one provider emulator; safe to use from one event loop."""
 
-    def __init__(self, provider: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, provider: str, clock: Callable[[], float] = time.time,
+                 default_rate: tuple[int, float] | None = None) -> None:
         self.provider = provider
         self.clock = clock
+        self.default_rate = default_rate  # the provider's own limit, kept across resets
         self.reset()
 
     def reset(self) -> None:
@@ -163,7 +165,7 @@ class EmulatorState:
         self.records: list[Record] = []
         self.requests: list[RequestLog] = []
         self.send_requests = 0
-        self.rate: tuple[int, float] | None = None  # (count, per seconds)
+        self.rate: tuple[int, float] | None = self.default_rate  # (count, per seconds)
         self.config: dict[str, Any] = {}
         self._window: dict[str, deque[float]] = {}
         self._ids = itertools.count(1)
@@ -218,7 +220,8 @@ class EmulatorState:
 
     def script_for(self, number: str) -> Script:
         """The scripted outcome for a destination, with or without its leading '+'."""
-        return self.scripts.get(number) or self.scripts.get(number.lstrip("+")) or Script()
+        digits = number.lstrip("+")
+        return self.scripts.get(digits) or self.scripts.get(f"+{digits}") or Script()
 
     def accept(self, record: Record) -> Record:
         self.records.append(record)
@@ -242,8 +245,8 @@ class EmulatorState:
 
         async def scripts(request: Request) -> Response:
             body = await request.json()
-            self.scripts[body["number"]] = Script(ScriptedOutcome(body.get("outcome", "deliver")),
-                                                  body.get("error"))
+            outcome = ScriptedOutcome(body.get("outcome", "deliver"))
+            self.scripts[str(body["number"])] = Script(outcome, body.get("error"))
             return JSONResponse({"ok": True})
 
         async def faults(request: Request) -> Response:

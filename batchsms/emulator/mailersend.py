@@ -85,10 +85,8 @@ class _Invalid(Exception):
 
 
 def create_app(state: EmulatorState | None = None) -> Starlette:
-    """The emulator app; a fresh state gets MailerSend's 60 requests a minute limit."""
-    state = state or EmulatorState("mailersend")
-    if state.rate is None:
-        state.rate = DEFAULT_RATE
+    """The emulator app; its own state has MailerSend's 60 requests a minute limit."""
+    state = state or EmulatorState("mailersend", default_rate=DEFAULT_RATE)
     api = _Api(state)
     routes = [
         Route("/v1/sms", api.gate(api.send, sends=True), methods=["POST"]),
@@ -115,7 +113,7 @@ def make_account(body: dict[str, Any]) -> Account:
 
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:
     """An in-process MailerSend whose one account owns ``config.sender``, with no quota."""
-    state = EmulatorState("mailersend")
+    state = EmulatorState("mailersend", default_rate=DEFAULT_RATE)
     account = make_account({"credential": SANDBOX_KEY, "senders": [config.sender]})
     state.accounts[account.credential] = account
     return create_app(state), {"MAILERSEND_API_KEY": SANDBOX_KEY}

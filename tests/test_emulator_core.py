@@ -1,0 +1,86 @@
+"""The machinery every emulator shares: faults, rate windows, redaction, control routes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from batchsms.emulator.core import (
+    Account,
+    EmulatorState,
+    Fault,
+    FaultKind,
+    ScriptedOutcome,
+    build_app,
+    redact_params,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_faults_count_send_requests_from_when_they_are_added():
+    state = EmulatorState("x")
+    assert state.next_fault() is None  # request 1
+    state.add_fault(Fault(FaultKind.ERROR, nth=2, times=2))
+    kinds = [state.next_fault() for _ in range(4)]  # requests 2..5
+    assert [k.kind if k else None for k in kinds] == [None, FaultKind.ERROR, FaultKind.ERROR, None]
+
+
+def test_a_fault_without_nth_hits_every_request():
+    state = EmulatorState("x")
+    state.add_fault(Fault(FaultKind.THROTTLE))
+    assert all(state.next_fault().kind is FaultKind.THROTTLE for _ in range(3))
+
+
+def test_only_accepting_faults_record_the_message():
+    assert {k for k in FaultKind if k.records} == {
+        FaultKind.ACCEPT_THEN_ERROR, FaultKind.ACCEPT_THEN_DROP, FaultKind.SLOW}
+
+
+def test_rate_limit_holds_over_any_sliding_window():
+    clock = Clock()
+    state = EmulatorState("x", clock=clock, default_rate=(3, 1.0))
+    assert [state.take_rate("a") for _ in range(4)] == [True, True, True, False]
+    assert state.take_rate("b")  # per account
+    clock.now += 0.5
+    assert not state.take_rate("a")
+    clock.now += 0.51  # the first three are now more than a second old
+    assert [state.take_rate("a") for _ in range(4)] == [True, True, True, False]
+
+
+def test_reset_keeps_the_providers_own_rate_limit():
+    state = EmulatorState("x", default_rate=(60, 60.0))
+    state.rate = None
+    state.reset()
+    assert state.rate == (60, 60.0)
+
+
+def test_credential_parameters_are_redacted():
+    assert redact_params("user=a&key=s3cr3t&text=monkey=1") == "user=a&key=<redacted>&text=monkey=1"
+    assert redact_params("token=abc&api_key=def") == "token=<redacted>&api_key=<redacted>"
+
+
+@pytest.mark.anyio
+async def test_control_interface_round_trip():
+    state = EmulatorState("x")
+    app = build_app(state, [], lambda body: Account(credential=body["credential"]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://emulator") as http:
+        assert (await http.post("/__emulator/accounts", json={"credential": "tok"})).is_success
+        await http.post("/__emulator/scripts", json={"number": "+4512345678", "outcome": "fail",
+                                                     "error": "E1"})
+        await http.post("/__emulator/faults", json={"kind": "slow", "nth": 1, "delay": 0.5})
+        await http.post("/__emulator/config", json={"rate": {"count": 5, "per": 1}, "x": 1})
+        assert (await http.get("/__emulator/records")).json() == []
+        requests = (await http.get("/__emulator/requests")).json()
+    assert set(state.accounts) == {"tok"}
+    assert state.script_for("4512345678").outcome is ScriptedOutcome.FAIL
+    assert state.faults[0].kind is FaultKind.SLOW and state.faults[0].delay == 0.5
+    assert state.rate == (5, 1.0) and state.config == {"x": 1}
+    assert requests == []  # the control interface is not part of the emulated API's log
