@@ -15,7 +15,13 @@ import click
 from batchsms import __version__
 from batchsms.dryrun import DEFAULT_REPORTS, check, dry_run
 from batchsms.errors import BatchsmsError, ExitCode
-from batchsms.summary import dry_run_text
+from batchsms.summary import (
+    dry_run_text,
+    send_outcome,
+    send_preamble,
+    status_dict,
+    status_text,
+)
 
 CAMPAIGN = click.argument("campaign", type=click.Path(path_type=Path))
 REPORTS = click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
@@ -72,6 +78,119 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
                      "report": str(result.csv_path)})
     else:
         click.echo(dry_run_text(result))
+    return ExitCode.OK
+
+
+@cli.command("send")
+@CAMPAIGN
+@click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
+@click.option("--accept-changes", is_flag=True,
+              help="Resume although the campaign, sheet or template changed since the first "
+              "send (recipients already messaged are never messaged again).")
+@click.option("--resend-unknown", is_flag=True,
+              help="Resend the messages whose outcome is unknown (they may arrive twice).")
+@REPORTS
+def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown: bool,
+                 reports: Path) -> int:
+    """Send the campaign, or resume it where an earlier run stopped.
+
+    Shows the dry-run totals and asks for confirmation (or takes --yes); sends in
+    chunks within the provider's rate; journals every step so that a crash or Ctrl-C
+    never loses or duplicates a message; writes results.csv, results.xlsx,
+    summary.json and retry.csv to REPORTS/<name>/.
+
+    Example: batchsms send campaigns/spring-sale.yaml --yes
+    """
+    from batchsms.sending import prepare_send
+
+    prepared = prepare_send(campaign, reports, accept_changes=accept_changes,
+                            resend_unknown=resend_unknown)
+    click.echo(send_preamble(prepared))
+    left = prepared.to_do()
+    if left["to_send"] + left["to_look_up"] == 0:
+        click.echo("Nothing left to send.")
+        return _finish(prepared, None)
+    if not yes and not _confirm(left["to_send"]):
+        prepared.discard()
+        return ExitCode.UNUSABLE
+    return _finish(prepared, _run(prepared))
+
+
+def _confirm(count: int) -> bool:
+    if not sys.stdin.isatty():
+        raise BatchsmsError("send needs a confirmation, and there is no terminal to ask on: "
+                            "run it in a terminal, or pass --yes")
+    if click.confirm(f"Send {count:,} messages now?", default=False):
+        return True
+    click.echo("Nothing was sent.")
+    return False
+
+
+def _run(prepared: Any) -> Any:
+    import asyncio
+    import signal
+
+    from batchsms.progress import Progress
+    from batchsms.sending import execute
+
+    progress = Progress(sys.stderr)
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+
+        def on_runner(runner: Any) -> None:
+            def interrupt() -> None:
+                progress.note("Stopping: requests in flight finish first (Ctrl-C again to "
+                              "abort them)." if not runner.interrupted else "Aborting.")
+                runner.interrupt()
+
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+
+        try:
+            return await execute(prepared, on_progress=progress.update, on_runner=on_runner)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    result = asyncio.run(main())
+    progress.close()
+    return result
+
+
+def _finish(prepared: Any, result: Any) -> int:
+    from batchsms.results import write_results
+
+    files = write_results(prepared.planner, prepared.journal, prepared.folder)
+    prepared.journal.close()
+    click.echo(send_outcome(files.summary_data, files, result))
+    if result is not None and result.interrupted:
+        return ExitCode.INTERRUPTED
+    if result is not None and result.stopped:
+        click.echo(f"error: the provider stopped the run: {result.stopped}", err=True)
+        return ExitCode.UNUSABLE
+    data = files.summary_data
+    return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or data["pending"] \
+        else ExitCode.OK
+
+
+@cli.command("status")
+@CAMPAIGN
+@JSON
+@REPORTS
+def status_command(campaign: Path, as_json: bool, reports: Path) -> int:
+    """Progress and outcome of a campaign, from its journal.
+
+    Counts by state, estimated cost so far, when it last ran, whether it is complete,
+    and what a resumed run would do. Sends nothing.
+
+    Example: batchsms status campaigns/spring-sale.yaml
+    """
+    from batchsms.sending import campaign_status
+
+    status = campaign_status(campaign, reports)
+    if as_json:
+        _print_json(status_dict(status))
+    else:
+        click.echo(status_text(status))
     return ExitCode.OK
 
 

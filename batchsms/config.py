@@ -137,6 +137,7 @@ class SendConfig(Strict):
     max_segments: int | None = Field(default=None, ge=1)
     encoding: Literal["auto", "smart"] = "auto"
     budget: Decimal | None = Field(default=None, ge=0)
+    concurrency: int = Field(default=8, ge=1, le=64)
 
     @field_validator("rate")
     @classmethod

@@ -1,13 +1,15 @@
 """Files written for people: the dry run's per-row CSV.
 
 Cells that come from contact data are neutralised against spreadsheet formula
-injection: one starting with ``= + - @``, a tab or a carriage return gets a leading
-apostrophe, so Excel shows it as text instead of running it.
+injection: one that starts with ``= + - @``, a tab or a carriage return gets a leading
+apostrophe, so Excel shows it as text instead of running it, unless it is only a
+number as people write them (``+45 20 12 34 56``, ``-12.5``), which cannot run anything.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from types import TracebackType
 
@@ -22,12 +24,23 @@ DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "
                    "encoding", "segments", "characters", "cost", "ucs2_chars", "text"]
 _INT_COLUMNS = {"row", "segments", "characters", "smart_saved"}
 _FORMULA_START = r"^[=+\-@\t\r]"
+_NUMBER_LIKE = r"^[0-9 +\-().]*$"
 NEUTRALISED = ("phone", "reason", "text")
+
+
+def neutralise_text(value: str) -> str:
+    """:func:`neutralise` for one Python string (cell by cell writers)."""
+    if re.match(_FORMULA_START, value) and not re.match(_NUMBER_LIKE, value):
+        return "'" + value
+    return value
 
 
 def neutralise(column: pa.Array) -> pa.Array:
     """Prefix ``'`` to cells a spreadsheet would read as a formula."""
-    return pc.replace_substring_regex(column, _FORMULA_START, "'$0")
+    risky = pc.and_(pc.match_substring_regex(column, _FORMULA_START),
+                    pc.invert(pc.match_substring_regex(column, _NUMBER_LIKE)))
+    return pc.if_else(pc.fill_null(risky, False),
+                      pc.binary_join_element_wise("'", column, ""), column)
 
 
 class DryRunCsv:

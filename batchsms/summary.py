@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from batchsms.dryrun import DryRun
 from batchsms.totals import Group
+
+if TYPE_CHECKING:
+    from batchsms.results import ResultFiles
+    from batchsms.runner import RunResult
+    from batchsms.sending import CampaignStatus, PreparedSend
 
 REASON_TITLES = {
     "malformed_row": "row does not fit the header",
@@ -87,3 +94,75 @@ def _top(result: DryRun) -> list[str]:
         lines.append(f"  row {r['row']:<6} {r['e164']:<16} {r['encoding']:<6} "
                      f"{r['segments']} segments  {cur} {r['cost']}{why}")
     return lines
+
+
+def send_preamble(prepared: PreparedSend) -> str:
+    """The plan's totals and what this run will do, shown before confirming."""
+    result = DryRun(prepared.campaign, prepared.totals, None)
+    lines = [dry_run_text(result, title="send")]
+    left = prepared.to_do()
+    if not prepared.created:
+        lines += ["", f"Resuming: {left['already_sent']:,} already sent, {left['failed']:,} "
+                  f"failed, {left['unknown']:,} unknown (not resent)."]
+        if prepared.changes:
+            lines.append(f"Changed since the first send (accepted): {', '.join(prepared.changes)}")
+        if prepared.resent_unknown:
+            lines.append(f"{prepared.resent_unknown:,} unknown outcomes will be resent "
+                         "(--resend-unknown): those recipients may get the message twice.")
+    if left["to_look_up"]:
+        lines.append(f"{left['to_look_up']:,} messages may have gone out when the last run "
+                     "stopped: the provider's status lookup decides, they are not resent.")
+    lines.append(f"This run sends {left['to_send']:,} messages.")
+    return "\n".join(lines)
+
+
+def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | None) -> str:
+    lines = ["", f"{data['campaign']}: {data['sent']:,} sent, {data['failed']:,} failed, "
+             f"{data['unknown']:,} unknown, {data['pending']:,} not sent yet, "
+             f"{data['skipped']:,} skipped.",
+             f"Estimated cost of what went out: {data['currency']} {data['estimated_cost']}"]
+    if data["reported_cost"]:
+        reported = ", ".join(f"{c} {v}" for c, v in data["reported_cost"].items())
+        lines.append(f"Cost reported by the provider: {reported}")
+    for reason, n in list(data["failures_by_reason"].items())[:5]:
+        lines.append(f"  failed ({n:,}): {reason}")
+    if data["unknown"]:
+        lines.append("Unknown outcomes were not resent: check them with the provider, then "
+                     "run send --resend-unknown to send them again if they did not arrive.")
+    if data["pending"] and result is not None and not result.stopped:
+        lines.append("Not everything was sent: run the same send command again to resume.")
+    lines.append(f"Results: {files.csv}" + (f", {files.xlsx}" if files.xlsx else ""))
+    if files.retry:
+        lines.append(f"Failed recipients, ready for a follow-up campaign: {files.retry}")
+    return "\n".join(lines)
+
+
+def status_dict(status: CampaignStatus) -> dict[str, Any]:
+    return {"campaign": status.campaign.name, "complete": status.complete, **status.counts,
+            "cost_so_far": str(status.cost_so_far), "currency": status.currency,
+            "runs": [{"started_at": _iso(s), "finished_at": _iso(f), "result": r}
+                     for _, s, f, r in status.runs],
+            "journal": str(status.journal_path)}
+
+
+def status_text(status: CampaignStatus) -> str:
+    c = status.counts
+    last = status.runs[-1] if status.runs else None
+    lines = [f"{status.campaign.name}: " + ("complete" if status.complete else "not complete"),
+             f"  sent {c['sent']:,}   failed {c['failed']:,}   unknown {c['unknown']:,}   "
+             f"in doubt {c['sending']:,}   not sent yet {c['pending']:,}",
+             f"  estimated cost so far: {status.currency} {status.cost_so_far}"]
+    if last:
+        lines.append(f"  last run: {_iso(last[1])} ({last[3] or 'did not finish'})")
+    if not status.complete:
+        lines.append(f"  a resumed run would look up {c['sending']:,} and send {c['pending']:,}")
+    if c["unknown"]:
+        lines.append(f"  {c['unknown']:,} unknown outcomes are resent only with "
+                     "send --resend-unknown")
+    return "\n".join(lines)
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

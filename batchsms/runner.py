@@ -1,0 +1,331 @@
+"""The send loop: chunks, concurrency, rate, retries that are safe, and the journal.
+
+Policy lives here; provider adapters only translate the wire. The rules:
+
+- a request starts only after its recipients are committed ``sending`` in the journal;
+- throttled (refused before processing) → back to ``pending`` at once, resent after the
+  wait the provider asked for (else an exponential backoff with jitter);
+- unknown (the request may have been processed) → the provider's status lookup, for a
+  bounded time: found → ``sent``; not found → ``unknown``, never resent by this run;
+- a result with ``stop`` (authentication, funds, quota, a paused sender) → no new
+  request; refused messages stay ``pending`` for the next run;
+- an interrupt stops new requests and lets those in flight finish; an abort cancels
+  them and their recipients become ``unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from batchsms.journal import (
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    UNKNOWN,
+    Change,
+    Journal,
+    Recipient,
+)
+from batchsms.limiter import SlidingWindow
+from batchsms.providers.base import Message, Outcome, Provider, Result
+from batchsms.providers.rules import Rate
+
+T = TypeVar("T")
+LOOKUP_SKEW = 60.0  # look for messages from a little before our own clock said we sent them
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    rate: Rate | None
+    concurrency: int = 8  # HTTP requests in flight at most
+    chunk_size: int = 50  # recipients per chunk (one MailerSend request; else one each)
+    max_throttles: int = 6  # throttled answers per message in one run before giving up
+    lookup_wait: float = 30.0  # seconds to keep asking the provider about an unknown outcome
+    backoff: float = 1.0  # first wait after a throttle that named no wait
+
+
+@dataclass
+class Stats:
+    """Live counters of one run (what a progress display shows)."""
+
+    total: int = 0  # recipients this run set out to settle
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    requests: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.unknown
+
+
+@dataclass(frozen=True)
+class RunResult:
+    stats: Stats
+    stopped: str | None  # why the provider made the run stop, if it did
+    interrupted: bool
+    aborted: bool
+
+
+class JournalWriter:
+    """Serialises journal access on one thread and commits queued changes together."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._queue: list[tuple[Change, asyncio.Future[None]]] = []
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def commit(self, changes: Sequence[Change]) -> None:
+        """Return once ``changes`` are on disk (group commit with other callers)."""
+        if not changes:
+            return
+        loop = asyncio.get_running_loop()
+        futures = []
+        for change in changes:
+            future: asyncio.Future[None] = loop.create_future()
+            self._queue.append((change, future))
+            futures.append(future)
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = loop.create_task(self._flush())
+        await asyncio.gather(*futures)
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    await self.call(self.journal.apply, [change for change, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        future.set_result(None)
+        finally:
+            self._flushing = False
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+class Runner:
+    """Sends a journal's pending recipients through one provider."""
+
+    def __init__(self, journal: Journal, provider: Provider, settings: SendSettings, *,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 on_progress: Callable[[Stats, bool], None] | None = None,
+                 progress_every: float = 0.5) -> None:
+        self.journal = journal
+        self.provider = provider
+        self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
+        self.on_progress = on_progress
+        self.progress_every = progress_every
+        self.limiter = SlidingWindow(settings.rate, sleep=sleep)
+        self.slots = asyncio.Semaphore(settings.concurrency)
+        self.stats = Stats()
+        self.stopped: str | None = None
+        self.interrupted = False
+        self.aborted = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- control ------------------------------------------------------------------------
+    def interrupt(self) -> None:
+        """First Ctrl-C: no new request; those in flight finish. Second: abort them."""
+        if self.interrupted:
+            self.aborted = True
+            for task in self._tasks:
+                task.cancel()
+        self.interrupted = True
+
+    @property
+    def halted(self) -> bool:
+        return self.interrupted or self.stopped is not None
+
+    def _stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+
+    # -- the run ------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        writer = JournalWriter(self.journal)
+        self.writer = writer
+        progress = asyncio.create_task(self._report_progress()) if self.on_progress else None
+        try:
+            counts = await writer.call(self.journal.counts)
+            self.stats.total = counts[PENDING] + counts[SENDING]
+            in_doubt = await writer.call(self.journal.in_state, SENDING)
+            for recipient in in_doubt:
+                self._spawn(self._resolve(recipient, None))
+            await self._send_pending()
+            await self._wait_all()
+        finally:
+            if self.aborted:
+                await writer.call(self.journal.sending_to_unknown,
+                                  "aborted while its request was in flight (second Ctrl-C): "
+                                  "it may have been sent")
+            if progress:
+                progress.cancel()
+                self._emit_progress(final=True)
+            writer.close()
+        return RunResult(self.stats, self.stopped, self.interrupted, self.aborted)
+
+    async def _send_pending(self) -> None:
+        chunk_slots = asyncio.Semaphore(max(2, self.settings.concurrency // 4))
+        last_row = -1
+        while not self.halted:
+            chunk = await self.writer.call(self.journal.pending_after, last_row,
+                                           self.settings.chunk_size)
+            if not chunk:
+                return
+            last_row = chunk[-1].row
+            await chunk_slots.acquire()
+            if self.halted:
+                chunk_slots.release()
+                return
+            self._spawn(self._chunk(chunk), chunk_slots.release)
+
+    def _spawn(self, work: Awaitable[None], done: Callable[[], None] | None = None) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if done:
+                done()
+
+        task.add_done_callback(finished)
+
+    async def _wait_all(self) -> None:
+        while self._tasks:
+            done, _ = await asyncio.wait(set(self._tasks))
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+
+    async def _chunk(self, chunk: list[Recipient]) -> None:
+        per_request = self.provider.rules.recipients_per_request
+        batches = [chunk[i:i + per_request] for i in range(0, len(chunk), per_request)]
+        await asyncio.gather(*(self._request(batch) for batch in batches))
+
+    async def _request(self, batch: list[Recipient]) -> None:
+        """Send one batch in one request, resending the throttled part while it is safe."""
+        throttles = 0
+        while batch and not self.halted:
+            async with self.slots:
+                await self.limiter.acquire()
+                if self.halted:
+                    return
+                started = self.clock()
+                await self.writer.commit([Change(r, SENDING, started) for r in batch])
+                self.stats.requests += 1
+                results = await self.provider.send(
+                    [Message(r.row, r.e164, r.text) for r in batch])
+            stamped = [Recipient(r.e164, r.row, r.text, started) for r in batch]
+            batch, wait = await self._settle(stamped, results)
+            throttles += 1
+            if batch and throttles > self.settings.max_throttles:
+                note = f"still throttled after {throttles} tries; the next run sends it"
+                await self.writer.commit([Change(r, PENDING, self.clock(), None, note)
+                                          for r in batch])
+                return
+            if batch:
+                self.limiter.pause(wait if wait is not None else self._backoff(throttles))
+
+    async def _settle(self, batch: list[Recipient], results: list[Result]
+                      ) -> tuple[list[Recipient], float | None]:
+        """Journal a request's results; return the throttled recipients and the wait asked."""
+        now = self.clock()
+        changes: list[Change] = []
+        throttled: list[Recipient] = []
+        wait: float | None = None
+        for recipient, result in zip(batch, results, strict=True):
+            if result.stop:
+                self._stop(result.stop)
+            if result.outcome is Outcome.SENT:
+                changes.append(Change(recipient, SENT, now, result))
+                self.stats.sent += 1
+            elif result.outcome is Outcome.FAILED and result.stop:
+                changes.append(Change(recipient, PENDING, now, result,
+                                      f"not sent: {result.error}"))
+            elif result.outcome is Outcome.FAILED:
+                changes.append(Change(recipient, FAILED, now, result))
+                self.stats.failed += 1
+            elif result.outcome is Outcome.THROTTLED:
+                changes.append(Change(recipient, PENDING, now, result,
+                                      f"throttled: {result.error}"))
+                throttled.append(recipient)
+                if result.retry_after is not None:
+                    wait = max(wait or 0.0, result.retry_after)
+            else:
+                self._spawn(self._resolve(recipient, result))
+        await self.writer.commit(changes)
+        return throttled, wait
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = self.settings.backoff * 2 ** (attempt - 1)
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def _resolve(self, recipient: Recipient, first: Result | None) -> None:
+        """Ask the provider about a message whose request may have been processed."""
+        message = Message(recipient.row, recipient.e164, recipient.text)
+        since = datetime.fromtimestamp((recipient.started_at or self.clock()) - LOOKUP_SKEW, UTC)
+        message_id = first.message_id if first else None
+        deadline = self.clock() + self.settings.lookup_wait
+        delay = 0.5
+        found: Result | None = None
+        while not self.aborted:
+            async with self.slots:
+                await self.limiter.acquire()
+                found = await self.provider.lookup(message, message_id, since)
+            if found.outcome in (Outcome.SENT, Outcome.FAILED) or self.clock() >= deadline \
+                    or self.interrupted:
+                break
+            await self.sleep(min(delay, max(deadline - self.clock(), 0)))
+            delay = min(delay * 2, 8.0)
+        await self._settle_lookup(recipient, first, found)
+
+    async def _settle_lookup(self, recipient: Recipient, first: Result | None,
+                             found: Result | None) -> None:
+        now = self.clock()
+        if found is not None and found.outcome is Outcome.SENT:
+            self.stats.sent += 1
+            await self.writer.commit([Change(recipient, SENT, now, found,
+                                             "confirmed by the provider's status lookup")])
+        elif found is not None and found.outcome is Outcome.FAILED:
+            self.stats.failed += 1
+            await self.writer.commit([Change(recipient, FAILED, now, found)])
+        elif not self.interrupted:
+            self.stats.unknown += 1
+            why = (first.error if first else None) or "the run stopped while it was being sent"
+            await self.writer.commit([Change(recipient, UNKNOWN, now, first,
+                                             f"outcome unknown ({why}); the provider's status "
+                                             "lookup did not find it: not resent")])
+        # interrupted: it stays 'sending', and the next run looks it up again
+
+    # -- progress -------------------------------------------------------------------------
+    async def _report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(self.progress_every)
+            self._emit_progress()
+
+    def _emit_progress(self, final: bool = False) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.stats, final)

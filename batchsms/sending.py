@@ -1,0 +1,198 @@
+"""``send`` and ``status`` as library calls: plan, journal, run, report.
+
+``prepare_send`` builds the same plan as the dry run, checks the budget and, for a
+campaign that was sent before, whether its files changed; ``execute`` sends what the
+journal says is left; ``campaign_status`` reads the journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from batchsms.config import Campaign, load_campaign
+from batchsms.dryrun import DEFAULT_REPORTS, report_dir
+from batchsms.errors import BatchsmsError, CampaignError, ExitCode
+from batchsms.journal import MESSAGED, PENDING, SENDING, UNKNOWN, Journal
+from batchsms.plan import Planner
+from batchsms.pricing import PriceTable
+from batchsms.providers.connect import connect
+from batchsms.runner import Runner, RunResult, SendSettings, Stats
+from batchsms.totals import Totals
+
+JOURNAL = "journal.sqlite"
+
+
+class BudgetExceeded(BatchsmsError):
+    exit_code = ExitCode.UNUSABLE
+
+
+class ChangedInputs(BatchsmsError):
+    exit_code = ExitCode.UNUSABLE
+
+
+@dataclass
+class PreparedSend:
+    campaign: Campaign
+    planner: Planner
+    totals: Totals  # the dry run's totals of the whole plan
+    journal: Journal
+    created: bool  # the journal was made by this preparation
+    changes: list[str]  # what changed since the first send (accepted)
+    resent_unknown: int
+
+    @property
+    def folder(self) -> Path:
+        return self.journal.path.parent
+
+    def to_do(self) -> dict[str, int]:
+        counts = self.journal.counts()
+        return {"to_send": counts[PENDING], "to_look_up": counts[SENDING],
+                "already_sent": counts["sent"], "failed": counts["failed"],
+                "unknown": counts[UNKNOWN]}
+
+    def discard(self) -> None:
+        """The user declined: forget a journal this preparation created."""
+        self.journal.close()
+        if self.created:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.journal.path}{suffix}").unlink(missing_ok=True)
+
+
+def fingerprints(campaign: Campaign) -> dict[str, str]:
+    """A hash of every file the plan depends on."""
+    assert campaign.source is not None
+    files = {"campaign file": campaign.source, "contact sheet": campaign.contacts.path}
+    if campaign.template.path is not None:
+        files["template"] = campaign.template.path
+    files.update({f"suppression file {p.name}": p for p in campaign.suppression})
+    return {name: _sha256(path) for name, path in files.items()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_send(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS, *,
+                 accept_changes: bool = False, resend_unknown: bool = False) -> PreparedSend:
+    """Plan the campaign and bring its journal up to date; nothing is sent yet.
+
+    Raises CampaignError for an unusable campaign, BudgetExceeded when the estimate is
+    over ``send.budget``, ChangedInputs when files changed since the first send and
+    ``accept_changes`` is not given.
+    """
+    campaign = load_campaign(campaign_path)
+    planner = Planner(campaign)
+    prints = fingerprints(campaign)
+    journal = Journal.open(report_dir(campaign, reports) / JOURNAL)
+    created = journal.is_new
+    try:
+        changes = [] if created else _changes(journal.get("fingerprints"), prints)
+        if changes and not accept_changes:
+            raise ChangedInputs(
+                f"{campaign.source}: changed since this campaign was first sent: "
+                f"{', '.join(changes)}. Recipients already messaged will never be messaged "
+                "again; run again with --accept-changes to send the new plan to the others, "
+                "or give the campaign a new name to start over")
+        totals = Totals(planner.prices)
+        with journal.transaction():
+            for chunk in planner.chunks():
+                totals.add(chunk.plan)
+                if created:
+                    journal.add_planned(chunk.plan)
+                elif changes:
+                    journal.replan(chunk.plan)
+            journal.put("fingerprints", prints)
+            journal.put("campaign", campaign.name)
+        _check_budget(campaign, totals)
+        resent = journal.resend_unknown() if resend_unknown else 0
+    except BaseException:
+        if created:
+            PreparedSend(campaign, planner, Totals(planner.prices), journal, True, [], 0).discard()
+        else:
+            journal.close()
+        raise
+    return PreparedSend(campaign, planner, totals, journal, created, changes, resent)
+
+
+def _changes(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
+    before = before or {}
+    return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
+
+
+def _check_budget(campaign: Campaign, totals: Totals) -> None:
+    budget = campaign.send.budget
+    estimate = totals.prices.money(totals.cost)
+    if budget is not None and estimate > budget:
+        cur = totals.prices.currency
+        raise BudgetExceeded(
+            f"{campaign.source}: send.budget: the estimate is {cur} {estimate}, over the budget "
+            f"of {cur} {budget} by {cur} {estimate - budget}. Raise send.budget, or remove "
+            "recipients (see the dry run's most expensive rows)")
+
+
+def settings_for(campaign: Campaign) -> SendSettings:
+    rules = campaign.provider.rules
+    return SendSettings(rate=campaign.send.parsed_rate or rules.default_rate,
+                        concurrency=campaign.send.concurrency,
+                        chunk_size=campaign.send.chunk_size)
+
+
+async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = None, *,
+                  on_progress: Callable[[Stats, bool], None] | None = None,
+                  on_runner: Callable[[Runner], None] | None = None) -> RunResult:
+    """Send everything the journal has left; ``on_runner`` receives the runner (for Ctrl-C)."""
+    journal = prepared.journal
+    run = journal.start_run(time.time())
+    result: RunResult | None = None
+    try:
+        async with connect(prepared.campaign.provider, environ) as connection:
+            runner = Runner(journal, connection.provider, settings_for(prepared.campaign),
+                            on_progress=on_progress)
+            if on_runner:
+                on_runner(runner)
+            result = await runner.run()
+    finally:
+        outcome = "error" if result is None else (
+            "interrupted" if result.interrupted else "stopped" if result.stopped else "finished")
+        journal.finish_run(run, time.time(), outcome)
+    return result
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    campaign: Campaign
+    counts: dict[str, int]
+    cost_so_far: Decimal  # estimated cost of messages that went out or may have
+    currency: str
+    runs: list[tuple[int, float, float | None, str | None]]
+    journal_path: Path
+
+    @property
+    def complete(self) -> bool:
+        return self.counts[PENDING] == 0 and self.counts[SENDING] == 0
+
+
+def campaign_status(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS) -> CampaignStatus:
+    """What the journal says; raises CampaignError when the campaign was never sent."""
+    campaign = load_campaign(campaign_path)
+    path = report_dir(campaign, reports) / JOURNAL
+    if not path.is_file():
+        raise CampaignError(f"{campaign.source}: this campaign has not been sent yet (no journal "
+                            f"at {path}). Run batchsms dry-run, then batchsms send")
+    journal = Journal.open(path)
+    try:
+        prices = PriceTable.from_config(campaign.pricing)
+        return CampaignStatus(campaign, journal.counts(),
+                              prices.money(journal.cost_units(MESSAGED)), prices.currency,
+                              journal.runs(), path)
+    finally:
+        journal.close()
