@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchsms.config import Campaign, load_campaign
+from batchsms.htmlreport import write_report
 from batchsms.plan import Planner
 from batchsms.report import DryRunCsv
 from batchsms.totals import Totals
@@ -26,8 +27,9 @@ def report_dir(campaign: Campaign, reports: Path = DEFAULT_REPORTS) -> Path:
 
 def dry_run(campaign_path: str | Path, reports: Path | None = DEFAULT_REPORTS,
             chunk_rows: int = 250_000) -> DryRun:
-    """Plan the campaign and total it; write ``<reports>/<name>/dry-run.csv`` unless
-    ``reports`` is None. Raises CampaignError when the campaign cannot be used."""
+    """Plan the campaign and total it; write ``<reports>/<name>/dry-run.csv`` and
+    ``report.html`` unless ``reports`` is None. Raises CampaignError when the campaign
+    cannot be used."""
     campaign = load_campaign(campaign_path)
     planner = Planner(campaign, chunk_rows=chunk_rows)
     totals = Totals(planner.prices)
@@ -35,11 +37,13 @@ def dry_run(campaign_path: str | Path, reports: Path | None = DEFAULT_REPORTS,
         for chunk in planner.chunks():
             totals.add(chunk.plan)
         return DryRun(campaign, totals, None)
-    path = report_dir(campaign, reports) / "dry-run.csv"
+    folder = report_dir(campaign, reports)
+    path = folder / "dry-run.csv"
     with DryRunCsv(path, planner.prices, smart=campaign.send.encoding == "smart") as csv:
         for chunk in planner.chunks():
             totals.add(chunk.plan)
             csv.write(chunk.plan)
+    write_report(folder / "report.html", campaign, totals)
     return DryRun(campaign, totals, path)
 
 

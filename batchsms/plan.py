@@ -23,6 +23,24 @@ from batchsms.render import Template, load_template, render_frame
 OK = "ok"
 SKIPPED = "skipped"
 
+# Why a row is skipped: the stable code (reports, --json) and its title for people.
+REASON_TITLES = {
+    "malformed_row": "row does not fit the header",
+    "no_phone": "no phone number",
+    "invalid_number": "invalid phone number",
+    "not_mobile": "cannot receive SMS",
+    "bad_country": "bad country code",
+    "lost_digits": "digits lost to scientific notation",
+    "suppressed": "suppressed",
+    "duplicate": "duplicate number",
+    "missing_value": "empty cell used by the template",
+    "template_error": "template error",
+    "empty_text": "empty text",
+    "country_not_supported": "country not served by the provider",
+    "too_long": "text too long",
+    "too_many_segments": "too many segments",
+}
+
 PLAN_COLUMNS = ["phone", "e164", "country", "status", "reason_code", "reason", "encoding",
                 "segments", "characters", "cost", "ucs2_chars", "smart_saved", "text"]
 

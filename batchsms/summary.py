@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from batchsms.dryrun import DryRun
+from batchsms.plan import REASON_TITLES
 from batchsms.totals import Group
 
 if TYPE_CHECKING:
@@ -14,22 +15,6 @@ if TYPE_CHECKING:
     from batchsms.runner import RunResult
     from batchsms.sending import CampaignStatus, PreparedSend
 
-REASON_TITLES = {
-    "malformed_row": "row does not fit the header",
-    "no_phone": "no phone number",
-    "invalid_number": "invalid phone number",
-    "not_mobile": "cannot receive SMS",
-    "bad_country": "bad country code",
-    "lost_digits": "digits lost to scientific notation",
-    "suppressed": "suppressed",
-    "duplicate": "duplicate number",
-    "missing_value": "empty cell used by the template",
-    "template_error": "template error",
-    "empty_text": "empty text",
-    "country_not_supported": "country not served by the provider",
-    "too_long": "text too long",
-    "too_many_segments": "too many segments",
-}
 
 
 def dry_run_text(result: DryRun, title: str = "dry run") -> str:
