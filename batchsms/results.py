@@ -132,17 +132,19 @@ def _times(seconds: Any, keep: pd.Series) -> pd.Series:
 
 def _write_csv(frame: pd.DataFrame, path: Path, all_text: bool = False) -> None:
     table = pa.Table.from_pandas(frame.astype("string") if all_text else frame,
-                                 preserve_index=all_text)
+                                 preserve_index=False)
     names = table.column_names if all_text else list(TEXT_FROM_CONTACTS)
     for name in names:
-        if name in table.column_names and pa.types.is_string(table[name].type):
+        if name in table.column_names and _is_text(table[name].type):
             index = table.column_names.index(name)
-            table = table.set_column(index, name, neutralise(table[name]))
-    if all_text and "row" in table.column_names:
-        table = table.drop(["row"])
+            table = table.set_column(index, name, neutralise(table[name].cast(pa.string())))
     partial = path.with_name(f".{path.name}.partial")
     pacsv.write_csv(table, partial, pacsv.WriteOptions(quoting_style="needed"))
     partial.replace(path)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:

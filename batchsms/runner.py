@@ -6,7 +6,8 @@ Policy lives here; provider adapters only translate the wire. The rules:
 - throttled (refused before processing) → back to ``pending`` at once, resent after the
   wait the provider asked for (else an exponential backoff with jitter);
 - unknown (the request may have been processed) → the provider's status lookup, for a
-  bounded time: found → ``sent``; not found → ``unknown``, never resent by this run;
+  bounded time: found → ``sent``; not found → ``unknown``, never resent by this run; a
+  lookup the provider refuses with a stop leaves it ``sending`` for the next run;
 - a result with ``stop`` (authentication, funds, quota, a paused sender) → no new
   request; refused messages stay ``pending`` for the next run;
 - an interrupt stops new requests and lets those in flight finish; an abort cancels
@@ -229,8 +230,7 @@ class Runner:
         """Send one batch in one request, resending the throttled part while it is safe."""
         throttles = 0
         while batch and not self.halted:
-            async with self.slots:
-                await self.limiter.acquire()
+            async with self.slots, self.limiter.slot():
                 if self.halted:
                     return
                 started = self.clock()
@@ -292,11 +292,10 @@ class Runner:
         delay = 0.5
         found: Result | None = None
         while not self.aborted:
-            async with self.slots:
-                await self.limiter.acquire()
+            async with self.slots, self.limiter.slot():
                 found = await self.provider.lookup(message, message_id, since)
-            if found.outcome in (Outcome.SENT, Outcome.FAILED) or self.clock() >= deadline \
-                    or self.interrupted:
+            if found.outcome in (Outcome.SENT, Outcome.FAILED) or found.stop \
+                    or self.clock() >= deadline or self.interrupted:
                 break
             await self.sleep(min(delay, max(deadline - self.clock(), 0)))
             delay = min(delay * 2, 8.0)
@@ -305,20 +304,27 @@ class Runner:
     async def _settle_lookup(self, recipient: Recipient, first: Result | None,
                              found: Result | None) -> None:
         now = self.clock()
+        stop = found.stop if found is not None else None
+        if stop:
+            self._stop(stop)
         if found is not None and found.outcome is Outcome.SENT:
             self.stats.sent += 1
             await self.writer.commit([Change(recipient, SENT, now, found,
                                              "confirmed by the provider's status lookup")])
+        elif found is not None and found.outcome is Outcome.FAILED and stop:
+            await self.writer.commit([Change(recipient, PENDING, now, found,
+                                             f"not sent: {found.error}")])
         elif found is not None and found.outcome is Outcome.FAILED:
             self.stats.failed += 1
             await self.writer.commit([Change(recipient, FAILED, now, found)])
-        elif not self.interrupted:
+        elif not self.interrupted and not stop:
             self.stats.unknown += 1
             why = (first.error if first else None) or "the run stopped while it was being sent"
             await self.writer.commit([Change(recipient, UNKNOWN, now, first,
                                              f"outcome unknown ({why}); the provider's status "
                                              "lookup did not find it: not resent")])
-        # interrupted: it stays 'sending', and the next run looks it up again
+        # interrupted, or the provider refused the lookup itself (a stop): it stays
+        # 'sending', and the next run looks it up again
 
     # -- progress -------------------------------------------------------------------------
     async def _report_progress(self) -> None:
