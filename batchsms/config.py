@@ -167,6 +167,22 @@ class Campaign(Strict):
 
     source: Path | None = Field(default=None, exclude=True)
 
+    @field_validator("send")
+    @classmethod
+    def _rate_within_the_providers_limit(cls, send: SendConfig,
+                                         info: ValidationInfo) -> SendConfig:
+        """Against the real API, a rate over the provider's documented limit only buys 429s."""
+        provider: ProviderConfig | None = info.data.get("provider")
+        rate = send.parsed_rate
+        limit = provider.rules.max_rate if provider else None
+        if rate is None or limit is None or provider is None:
+            return send
+        real_api = not provider.sandbox and provider.base_url is None
+        if real_api and rate.count / rate.per > limit.count / limit.per:
+            raise ValueError(f"send.rate {send.rate} is faster than {provider.rules.title} allows "
+                             f"({limit}); use at most {limit}")
+        return send
+
     @field_validator("suppression", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:

@@ -148,15 +148,19 @@ def settings_for(campaign: Campaign) -> SendSettings:
 
 async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = None, *,
                   on_progress: Callable[[Stats, bool], None] | None = None,
-                  on_runner: Callable[[Runner], None] | None = None) -> RunResult:
-    """Send everything the journal has left; ``on_runner`` receives the runner (for Ctrl-C)."""
+                  on_runner: Callable[[Runner], None] | None = None,
+                  settings: SendSettings | None = None) -> RunResult:
+    """Send everything the journal has left; ``on_runner`` receives the runner (for Ctrl-C).
+
+    ``settings`` overrides what the campaign's ``send`` section says (tests, benchmarks).
+    """
     journal = prepared.journal
     run = journal.start_run(time.time())
     result: RunResult | None = None
     try:
         async with connect(prepared.campaign.provider, environ) as connection:
-            runner = Runner(journal, connection.provider, settings_for(prepared.campaign),
-                            on_progress=on_progress)
+            runner = Runner(journal, connection.provider,
+                            settings or settings_for(prepared.campaign), on_progress=on_progress)
             if on_runner:
                 on_runner(runner)
             result = await runner.run()

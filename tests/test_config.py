@@ -153,3 +153,12 @@ def test_load_campaign_reports_missing_files_with_their_keys(tmp_path):
 def test_load_campaign_missing_file():
     with pytest.raises(CampaignError, match="no such campaign file"):
         load_campaign("does/not/exist.yaml")
+
+
+def test_rate_over_a_documented_limit_is_refused_against_the_real_api():
+    text = (GOOD.replace("name: mailjet", "name: mailersend").replace("MJPilot", "'+12015550100'")
+            + "send:\n  rate: 5/s\n")
+    assert "send.rate 5/s is faster than MailerSend allows (60/min)" in problems(text)
+    sandboxed = text.replace("  sender: '+12015550100'", "  sender: '+12015550100'\n"
+                             "  sandbox: true")
+    assert parse_campaign(sandboxed, Path("c.yaml")).send.rate == "5/s"

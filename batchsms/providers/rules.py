@@ -37,6 +37,7 @@ class ProviderRules:
     countries: frozenset[str] | None = None
     recipients_per_request: int = 1
     default_rate: Rate = Rate(10, 1.0)
+    max_rate: Rate | None = None  # a documented hard limit (None: the provider publishes none)
     credentials: tuple[str, ...] = ()
 
     def sender_problem(self, sender: str) -> str | None:
@@ -71,6 +72,7 @@ RULES: dict[str, ProviderRules] = {
         countries=frozenset({"US", "CA"}),
         recipients_per_request=50,
         default_rate=Rate(60, 60.0),
+        max_rate=Rate(60, 60.0),
         credentials=("MAILERSEND_API_KEY",),
     ),
     "voximplant": ProviderRules(
