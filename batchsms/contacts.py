@@ -44,6 +44,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from openpyxl.utils import get_column_letter
 
 from batchsms.config import ContactsConfig
 from batchsms.errors import CampaignError, located
@@ -329,12 +330,8 @@ def _missing_column(sheet: _Sheet, source: Path | None, key: str, wanted: str,
 
 
 def _letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+    """The spreadsheet letter of a 0-based column index (0 → A)."""
+    return get_column_letter(index + 1)
 
 
 def _suppression_column(cells: list[str], phone_column: str) -> int:

@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 
 from batchsms.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
 from batchsms.plan import OK, Planner
@@ -187,12 +188,8 @@ def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+    """The spreadsheet letter of a 0-based column index (0 → A)."""
+    return get_column_letter(index + 1)
 
 
 def summarise(results: pd.DataFrame, journal: Journal, prices: PriceTable) -> dict[str, Any]:
