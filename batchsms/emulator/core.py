@@ -7,7 +7,8 @@ calls into one :class:`EmulatorState` for what is common:
 - ``state.log_request(request)`` on every request (the request log tests assert on);
 - ``state.next_fault()`` once per send request, before processing: a fault of kind
   THROTTLE / ERROR / DROP means "answer that way and record nothing";
-  ACCEPT_THEN_ERROR / ACCEPT_THEN_DROP / SLOW mean "record the message, then misbehave";
+  ACCEPT_THEN_ERROR / ACCEPT_THEN_DROP / SLOW mean "record the message, then misbehave"
+  (:func:`refuse_before_processing` and :func:`misbehave_after_accept` give the answers);
 - ``state.take_rate(account)`` for the provider's rate limit over a sliding window;
 - ``state.accept(...)`` to record a message the provider accepted;
 - ``state.script_for(number)`` for the outcome a test scripted for a destination.
@@ -289,6 +290,27 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+def server_error_page(status: int) -> Response:
+    """An HTML 5xx page, as a proxy in front of a provider sends one."""
+    return Response(f"<html><body><h1>{status} Server Error</h1></body></html>",
+                    status_code=status, media_type="text/html")
+
+
+def refuse_before_processing(fault: Fault, throttled: Callable[[], Response],
+                             server_error: Callable[[int], Response] = server_error_page
+                             ) -> Response:
+    """The answer to a fault that strikes before processing (nothing is recorded).
+
+    THROTTLE: ``throttled()``, the provider's own throttling answer; DROP: a dropped
+    connection; ERROR: ``server_error(fault.status)``, by default :func:`server_error_page`.
+    """
+    if fault.kind is FaultKind.THROTTLE:
+        return throttled()
+    if fault.kind is FaultKind.DROP:
+        return DroppedResponse()
+    return server_error(fault.status)
 
 
 async def misbehave_after_accept(fault: Fault | None, respond: Response) -> Response:

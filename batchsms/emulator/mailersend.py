@@ -53,14 +53,12 @@ from starlette.routing import Route
 from batchsms.config import ProviderConfig
 from batchsms.emulator.core import (
     Account,
-    DroppedResponse,
     EmulatorState,
-    Fault,
-    FaultKind,
     Record,
     ScriptedOutcome,
     build_app,
     misbehave_after_accept,
+    refuse_before_processing,
 )
 
 SANDBOX_KEY = "mlsn.sandbox-key"
@@ -98,6 +96,10 @@ def create_app(state: EmulatorState | None = None) -> Starlette:
     return build_app(state, routes, make_account)
 
 
+def _server_error(status: int) -> JSONResponse:
+    return JSONResponse({"message": "Server Error"}, status)
+
+
 def make_account(body: dict[str, Any]) -> Account:
     """An account from the control interface's JSON (see the module docstring)."""
     senders = body.get("senders")
@@ -132,7 +134,7 @@ class _Api:
             body = await self.state.log_request(request)
             fault = self.state.next_fault() if sends else None
             if fault is not None and not fault.kind.records:
-                return self._fault(fault)
+                return refuse_before_processing(fault, self._throttled_fault, _server_error)
             account = self.state.accounts.get(_bearer(request))
             if account is None:
                 return JSONResponse({"message": "Unauthenticated."}, 401)
@@ -289,11 +291,7 @@ class _Api:
         return JSONResponse({"message": f"Your account reached its rate limit of {count} "
                              f"requests/{unit}. Please wait before trying again."}, 429, headers)
 
-    def _fault(self, fault: Fault) -> Response:
-        if fault.kind is FaultKind.DROP:
-            return DroppedResponse()
-        if fault.kind is FaultKind.ERROR:
-            return JSONResponse({"message": "Server Error"}, fault.status)
+    def _throttled_fault(self) -> Response:
         if self.state.config.get("throttle_shape") == "resource":
             return _pretty({"message": "You cannot create a resource at the moment. Please "
                             "wait a while before retrying."}, 429)

@@ -40,14 +40,12 @@ from starlette.routing import Route
 from batchsms.config import ProviderConfig
 from batchsms.emulator.core import (
     Account,
-    DroppedResponse,
     EmulatorState,
-    Fault,
-    FaultKind,
     Record,
     ScriptedOutcome,
     build_app,
     misbehave_after_accept,
+    refuse_before_processing,
 )
 
 SANDBOX_TOKEN = "mailjet-sandbox-token"
@@ -126,6 +124,10 @@ def _bare_error(status: int, message: str) -> JSONResponse:
                          "ErrorMessage": message}, status_code=status)
 
 
+def _server_error(status: int) -> JSONResponse:
+    return _bare_error(status, "Internal server error")
+
+
 def create_app(state: EmulatorState | None = None) -> Starlette:
     """The Mailjet SMS emulator on its real paths, plus ``/__emulator``."""
     state = state or EmulatorState("mailjet")
@@ -167,7 +169,7 @@ class _Api:
         body = await self.state.log_request(request)
         fault = self.state.next_fault()
         if fault is not None and not fault.kind.records:
-            return self._fault(fault)
+            return refuse_before_processing(fault, self._throttled, _server_error)
         try:
             account = self._authorize(request)
             record = self._accept(account, _payload(body, self._config("max_payload_mb", 1)))
@@ -268,13 +270,6 @@ class _Api:
     def _price(self, country: str) -> Decimal:
         prices = self._config("prices", {})
         return Decimal(str(prices.get(country, self._config("price", "0.0012"))))
-
-    def _fault(self, fault: Fault) -> Response:
-        if fault.kind is FaultKind.THROTTLE:
-            return self._throttled()
-        if fault.kind is FaultKind.DROP:
-            return DroppedResponse()
-        return _bare_error(fault.status, "Internal server error")
 
     def _throttled(self) -> Response:
         if self._config("throttle_body", "html") == "json":

@@ -32,15 +32,13 @@ from starlette.routing import Route
 from batchsms.config import ProviderConfig
 from batchsms.emulator.core import (
     Account,
-    DroppedResponse,
     EmulatorState,
-    Fault,
-    FaultKind,
     Record,
     Script,
     ScriptedOutcome,
     build_app,
     misbehave_after_accept,
+    refuse_before_processing,
 )
 from batchsms.providers.rules import RULES
 
@@ -70,7 +68,7 @@ class TxtyEmulator:
         params = await self._params(request)
         fault = self.state.next_fault()
         if fault is not None and not fault.kind.records:
-            return self._before_processing(fault)
+            return refuse_before_processing(fault, self._throttled)
         return await misbehave_after_accept(fault, self._send(params))
 
     async def outbox(self, request: Request) -> Response:
@@ -188,14 +186,6 @@ class TxtyEmulator:
             "networkcode": None, "msg-count": record.segments, "premium-out": 0,
             "latency": 1000 if code else 0, "errortext": "Message terminated." if failed else "",
         }
-
-    def _before_processing(self, fault: Fault) -> Response:
-        if fault.kind is FaultKind.THROTTLE:
-            return self._throttled()
-        if fault.kind is FaultKind.DROP:
-            return DroppedResponse()
-        return Response(f"<html><body><h1>{fault.status} Server Error</h1></body></html>",
-                        status_code=fault.status, media_type="text/html")
 
     def _throttled(self) -> Response:
         retry_after = self.state.config.get("retry_after")

@@ -41,14 +41,12 @@ from starlette.routing import Route
 from batchsms.config import ProviderConfig
 from batchsms.emulator.core import (
     Account,
-    DroppedResponse,
     EmulatorState,
-    Fault,
-    FaultKind,
     Record,
     ScriptedOutcome,
     build_app,
     misbehave_after_accept,
+    refuse_before_processing,
 )
 
 HISTORY_DATE = "%Y-%m-%d %H:%M:%S"
@@ -100,7 +98,7 @@ class VoximplantEmulator:
     async def _send(self, request: Request, params: dict[str, str]) -> Response:
         fault = self.state.next_fault()
         if fault is not None and not fault.kind.records:
-            return self._before_processing(fault)
+            return refuse_before_processing(fault, self._throttled)
         account = self._authenticate(request, params)
         if isinstance(account, Response):
             return account
@@ -165,14 +163,6 @@ class VoximplantEmulator:
 
     def _price(self, account: Account) -> Decimal:
         return Decimal(str(account.extra.get("price") or self.state.config.get("price", "0.05")))
-
-    def _before_processing(self, fault: Fault) -> Response:
-        if fault.kind is FaultKind.THROTTLE:
-            return self._throttled()
-        if fault.kind is FaultKind.DROP:
-            return DroppedResponse()
-        return Response(f"<html><body><h1>{fault.status} Server Error</h1></body></html>",
-                        status_code=fault.status, media_type="text/html")
 
     def _throttled(self) -> Response:
         code = int(self.state.config.get("throttle_code", 340))

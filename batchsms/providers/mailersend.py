@@ -20,7 +20,6 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +27,7 @@ import httpx
 
 from batchsms.config import ProviderConfig
 from batchsms.credentials import require
+from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import RULES, ProviderRules
 
@@ -38,8 +38,6 @@ PERSONALIZED_TEXT = "{{ text }}"
 _TEMPLATE_SYNTAX = re.compile(r"\{[{%#]")
 _RECIPIENT_FIELD = re.compile(r"(?:to|personalization)\.(\d+)(?:\..+)?")
 _DAILY_QUOTA = "Daily quota for this number exceeded."
-_BEFORE_SERVER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_BAD_ADDRESS = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
 _LOOKUP_PAGES = 20
 _LOOKUP_WINDOW = 600
 _STAGES = {"processed": 0, "queued": 1, "sent": 2, "delivered": 3, "failed": 3}
@@ -47,14 +45,6 @@ _NOT_PROCESSED = ("not sent: MailerSend refused the whole request because of oth
                   "recipients' errors; safe to send again")
 _REPEATED = ("not sent: the number appears twice in one request, and MailerSend "
              "personalizes per number; send it in another request")
-
-
-class _Unanswered(Exception):
-    """A lookup request that got no usable answer; ``stop`` as in :class:`Result`."""
-
-    def __init__(self, reason: str, stop: str | None = None) -> None:
-        super().__init__(reason)
-        self.stop = stop
 
 
 class MailerSendClient:
@@ -90,11 +80,11 @@ class MailerSendClient:
             return []
         chosen = _first_per_number(batch)
         messages = [batch[i] for i in chosen]
-        try:
-            response = await self._http.post(f"{self._base}/v1/sms", json=_payload(
-                self._sender, messages), headers=self._auth())
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            results = self._unanswered(messages, error)
+        response = await wire.exchange(self._http, "POST", f"{self._base}/v1/sms",
+                                       json=_payload(self._sender, messages),
+                                       headers=self._auth())
+        if isinstance(response, wire.NoAnswer):
+            results = self._unanswered(messages, response)
         else:
             results = self._classify(response, messages)
         by_index = dict(zip(chosen, results, strict=True))
@@ -114,25 +104,21 @@ class MailerSendClient:
         try:
             found = (await self._by_id(message, message_id) if message_id
                      else await self._by_activity(message, since))
-        except (_Unanswered, httpx.HTTPError, httpx.InvalidURL, ValueError) as problem:
-            reason = str(problem) if isinstance(problem, _Unanswered) else (
-                f"MailerSend lookup failed: {type(problem).__name__}")
+        except wire.LookupFailed as problem:
             return Result(message.key, Outcome.UNKNOWN, message_id=message_id,
-                          error=self._redact(reason), stop=getattr(problem, "stop", None))
+                          error=wire.redact(str(problem), self._key), stop=problem.stop)
         return found or Result(message.key, Outcome.UNKNOWN, message_id=message_id,
                                error=f"MailerSend has no message to {message.to} since "
                                      f"{since.isoformat()}")
 
     # -- sending ---------------------------------------------------------------------------
-    def _unanswered(self, batch: Sequence[Message], error: Exception) -> list[Result]:
-        name = type(error).__name__
-        if isinstance(error, _BEFORE_SERVER):
-            return _all(batch, Outcome.THROTTLED, error=f"MailerSend not reached: {name}")
-        if isinstance(error, _BAD_ADDRESS):
-            return _all(batch, Outcome.FAILED, error=f"cannot send to {self._base}: {name}",
-                        stop=f"{self._base} is not a usable address: check provider.base_url")
-        return _all(batch, Outcome.UNKNOWN, error=f"no complete answer from MailerSend: "
-                                                  f"{name}; the messages may have been sent")
+    def _unanswered(self, batch: Sequence[Message], answer: wire.NoAnswer) -> list[Result]:
+        if answer.outcome is Outcome.THROTTLED:
+            return _all(batch, answer.outcome, error=f"MailerSend not reached: {answer.name}")
+        if answer.outcome is Outcome.FAILED:
+            return [answer.unusable_address(m.key, self._base) for m in batch]
+        return _all(batch, answer.outcome, error=f"no complete answer from MailerSend: "
+                                                 f"{answer.name}; the messages may have been sent")
 
     def _classify(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
         status = response.status_code
@@ -145,7 +131,7 @@ class MailerSendClient:
         reason = self._describe(response)
         if status == 421:
             return _all(batch, Outcome.THROTTLED, error=reason,
-                        retry_after=_retry_after(response, self._clock()))
+                        retry_after=self._retry_after(response))
         if status == 408 or status >= 500:
             return _all(batch, Outcome.UNKNOWN, error=reason)
         stop = self._stop_for(status)
@@ -184,7 +170,7 @@ class MailerSendClient:
         own: dict[int, list[str]] = {}
         general: list[str] = []
         for field, texts in errors.items():
-            entry = self._redact(f"HTTP 422 {field}: {_joined(texts)}")
+            entry = wire.redact(f"HTTP 422 {field}: {_joined(texts)}", self._key)
             match = _RECIPIENT_FIELD.fullmatch(str(field))
             if match and int(match[1]) < len(batch):
                 own.setdefault(int(match[1]), []).append(entry)
@@ -212,7 +198,7 @@ class MailerSendClient:
         reason = self._describe(response)
         if _quota_left(response) == 0:
             return _all(batch, Outcome.FAILED, error=reason, stop=_quota_stop(response))
-        wait = _retry_after(response, self._clock())
+        wait = self._retry_after(response)
         if wait is None and "X-RateLimit-Limit" in response.headers:
             wait = 60.0
         return _all(batch, Outcome.THROTTLED, error=reason, retry_after=wait)
@@ -226,10 +212,9 @@ class MailerSendClient:
         sms = next((s for s in _dicts(data.get("sms")) if s.get("to") == message.to), {})
         activity = [a for a in _dicts(data.get("sms_activity")) if a.get("to") == message.to]
         status = sms.get("status") or _latest(activity).get("status")
-        segments = sms.get("segment_count")
         return Result(message.key, Outcome.SENT, message_id=message_id,
                       status=str(status) if status else None,
-                      segments=segments if isinstance(segments, int) else None,
+                      segments=wire.integer(sms.get("segment_count")),
                       error=sms.get("error_description") or sms.get("error_type") or None)
 
     async def _by_activity(self, message: Message, since: datetime) -> Result | None:
@@ -258,16 +243,18 @@ class MailerSendClient:
                 and entry.get("content") in (None, message.text, PERSONALIZED_TEXT))
 
     async def _get(self, path: str, params: Mapping[str, int | str]) -> dict[str, Any] | None:
-        response = await self._http.get(f"{self._base}{path}", params=params,
-                                        headers=self._auth())
+        response = await wire.exchange(self._http, "GET", f"{self._base}{path}", params=params,
+                                       headers=self._auth())
+        if isinstance(response, wire.NoAnswer):
+            raise wire.LookupFailed(f"MailerSend lookup failed: {response.name}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise _Unanswered(f"MailerSend lookup failed: {self._describe(response)}",
-                              self._stop_for(response.status_code))
-        body = response.json()
-        if not isinstance(body, dict):
-            raise ValueError("not a JSON object")
+            raise wire.LookupFailed(f"MailerSend lookup failed: {self._describe(response)}",
+                                    self._stop_for(response.status_code))
+        body = wire.json_object(response.content)
+        if body is None:
+            raise wire.LookupFailed("MailerSend lookup failed: the answer is not a JSON object")
         return body
 
     # -- helpers -------------------------------------------------------------------------
@@ -276,18 +263,20 @@ class MailerSendClient:
 
     def _describe(self, response: httpx.Response) -> str:
         message = _json(response).get("message") or response.text.strip()[:200]
-        return self._redact(f"HTTP {response.status_code}: {message or response.reason_phrase}")
+        return wire.redact(f"HTTP {response.status_code}: {message or response.reason_phrase}",
+                           self._key)
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "<redacted>") if self._key else text
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        return wire.retry_after(response.headers.get("Retry-After"), self._clock())
 
 
 def create(config: ProviderConfig, env: Mapping[str, str],
            http: httpx.AsyncClient) -> MailerSendClient:
     """The MailerSend client for a campaign: the API token from ``env``, the sender and
-    address from ``config``; a CampaignError naming the variable when the token is missing."""
+    address from ``config``; a CampaignError naming the variable when the token is missing,
+    or naming ``provider.base_url`` when that is not an http(s) URL."""
     key = require(env, API_KEY, config)
-    return MailerSendClient(http, key, config.sender, config.base_url or BASE_URL,
+    return MailerSendClient(http, key, config.sender, wire.base_url(config.base_url, BASE_URL),
                             key_variable=config.env.get(API_KEY, API_KEY))
 
 
@@ -317,11 +306,7 @@ def _all(batch: Sequence[Message], outcome: Outcome, **fields: Any) -> list[Resu
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+    return wire.json_object(response.content) or {}
 
 
 def _texts(value: object) -> list[str]:
@@ -356,18 +341,3 @@ def _quota_left(response: httpx.Response) -> int | None:
 def _quota_stop(response: httpx.Response) -> str:
     reset = response.headers.get("x-apiquota-reset") or "midnight UTC"
     return f"MailerSend's daily API request quota is used up: run again after {reset}"
-
-
-def _retry_after(response: httpx.Response, now: float) -> float | None:
-    """``Retry-After`` in seconds (a number or an HTTP date), or None when absent or bad."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None

@@ -10,13 +10,10 @@ Status lookups use ``GET /v4/sms/{id}`` and ``GET /v4/sms?To=&FromTS=``.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,13 +21,13 @@ import httpx
 
 from batchsms.config import ProviderConfig
 from batchsms.credentials import require
+from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import RULES, ProviderRules
 
 BASE_URL = "https://api.mailjet.com"
 TOKEN = "MAILJET_SMS_TOKEN"
 
-_BEFORE_SERVER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _LOOKUP_PAGE = 100
 
 
@@ -42,14 +39,6 @@ class _Reply:
     body: dict[str, Any] | None
     reason: str
     retry_after: float | None
-
-
-class _Unanswered(Exception):
-    """A lookup request that got no usable answer; ``stop`` as in :class:`Result`."""
-
-    def __init__(self, reason: str, stop: str | None = None) -> None:
-        super().__init__(reason)
-        self.stop = stop
 
 
 class MailjetClient:
@@ -75,9 +64,7 @@ class MailjetClient:
 
         An empty batch sends nothing; more than one message is a caller error (ValueError).
         """
-        if len(batch) > self.rules.recipients_per_request:
-            raise ValueError(f"Mailjet sends one message per request, got {len(batch)}")
-        return [await self._send_one(message) for message in batch]
+        return await wire.send_singly(self.rules, batch, self._send_one)
 
     async def lookup(self, message: Message, message_id: str | None, since: datetime) -> Result:
         """Find ``message`` by its id, else by destination among messages sent since ``since``.
@@ -90,9 +77,9 @@ class MailjetClient:
             item = await self._by_id(message_id) if message_id else None
             if item is None:
                 item = await self._by_destination(message.to, since)
-        except _Unanswered as problem:
+        except wire.LookupFailed as problem:
             return Result(message.key, Outcome.UNKNOWN, message_id=message_id,
-                          error=self._redact(str(problem)), stop=problem.stop)
+                          error=wire.redact(str(problem), self._token), stop=problem.stop)
         if item is None:
             return Result(message.key, Outcome.UNKNOWN, message_id=message_id,
                           error=f"Mailjet lists no message to {message.to} since "
@@ -103,18 +90,16 @@ class MailjetClient:
     async def _send_one(self, message: Message) -> Result:
         url = f"{self._base}/v4/sms-send"
         payload = {"From": self._sender, "To": message.to, "Text": message.text}
-        try:
-            response = await self._http.post(url, json=payload, headers=self._auth())
-        except _BEFORE_SERVER as error:
-            return Result(message.key, Outcome.THROTTLED,
-                          error=f"Mailjet not reached: {type(error).__name__}")
-        except httpx.UnsupportedProtocol:
-            return self._refused(message.key, f"{url} is not an http(s) address",
-                                 "check provider.base_url")
-        except httpx.TransportError as error:
-            return Result(message.key, Outcome.UNKNOWN,
-                          error=f"no complete answer from Mailjet: {type(error).__name__}")
-        return self._classify(message.key, _reply(response), url)
+        answer = await wire.exchange(self._http, "POST", url, json=payload,
+                                     headers=self._auth())
+        if not isinstance(answer, wire.NoAnswer):
+            return self._classify(message.key, _reply(answer), url)
+        if answer.outcome is Outcome.THROTTLED:
+            return Result(message.key, answer.outcome, error=f"Mailjet not reached: {answer.name}")
+        if answer.outcome is Outcome.FAILED:
+            return answer.unusable_address(message.key, self._base)
+        return Result(message.key, answer.outcome,
+                      error=f"no complete answer from Mailjet: {answer.name}")
 
     def _classify(self, key: int, reply: _Reply, url: str) -> Result:
         if reply.status == 429:
@@ -150,8 +135,8 @@ class MailjetClient:
         return Result(key, Outcome.FAILED, error=error)
 
     def _refused(self, key: int, error: str, advice: str) -> Result:
-        return Result(key, Outcome.FAILED, error=self._redact(error),
-                      stop=self._redact(f"{error.rstrip('.')}: {advice}"))
+        return Result(key, Outcome.FAILED, error=wire.redact(error, self._token),
+                      stop=wire.redact(f"{error.rstrip('.')}: {advice}", self._token))
 
     def _credentials_advice(self, status: int) -> str:
         if status == 403:
@@ -174,18 +159,17 @@ class MailjetClient:
         return min(matches, key=_created, default=None)
 
     async def _get(self, path: str, params: Mapping[str, str | int]) -> _Reply:
-        try:
-            response = await self._http.get(f"{self._base}{path}", params=params,
-                                            headers=self._auth())
-        except httpx.HTTPError as error:
-            raise _Unanswered(f"Mailjet lookup failed: {type(error).__name__}") from None
+        response = await wire.exchange(self._http, "GET", f"{self._base}{path}", params=params,
+                                       headers=self._auth())
+        if isinstance(response, wire.NoAnswer):
+            raise wire.LookupFailed(f"Mailjet lookup failed: {response.name}")
         reply = _reply(response)
         if reply.status in (401, 403):
             error = self._describe(reply)
             advice = self._credentials_advice(reply.status)
-            raise _Unanswered(error, f"{error.rstrip('.')}: {advice}")
+            raise wire.LookupFailed(error, f"{error.rstrip('.')}: {advice}")
         if reply.status != 404 and (reply.status != 200 or reply.body is None):
-            raise _Unanswered(f"Mailjet lookup failed: {self._describe(reply)}")
+            raise wire.LookupFailed(f"Mailjet lookup failed: {self._describe(reply)}")
         return reply
 
     def _found(self, key: int, item: dict[str, Any]) -> Result:
@@ -205,10 +189,7 @@ class MailjetClient:
         return {"Authorization": f"Bearer {self._token}"}
 
     def _describe(self, reply: _Reply) -> str:
-        return self._redact(_error_text(reply))
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._token, "<redacted>") if self._token else text
+        return wire.redact(_error_text(reply), self._token)
 
 
 _ACCOUNT_STOPS = {
@@ -225,36 +206,18 @@ def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClie
            ) -> MailjetClient:
     """A :class:`MailjetClient` for ``config``: the token from ``MAILJET_SMS_TOKEN`` in ``env``.
 
-    Raises CampaignError naming the variable when the token is missing.
+    Raises CampaignError naming the variable when the token is missing, or naming
+    ``provider.base_url`` when that is not an http(s) URL.
     """
     token = require(env, TOKEN, config)
-    return MailjetClient(http, token, config.sender, config.base_url or BASE_URL,
+    return MailjetClient(http, token, config.sender, wire.base_url(config.base_url, BASE_URL),
                          config.env.get(TOKEN, TOKEN))
 
 
 def _reply(response: httpx.Response) -> _Reply:
-    try:
-        body = json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        body = None
-    return _Reply(response.status_code, _lower(body) if isinstance(body, dict) else None,
-                  response.reason_phrase, _retry_after(response.headers.get("retry-after")))
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    body = wire.json_object(response.content)
+    return _Reply(response.status_code, None if body is None else _lower(body),
+                  response.reason_phrase, wire.retry_after(response.headers.get("retry-after")))
 
 
 def _lower(value: Any) -> dict[str, Any]:
@@ -295,20 +258,17 @@ def _items(reply: _Reply) -> list[dict[str, Any]]:
 
 
 def _created(item: dict[str, Any]) -> int:
-    value = item.get("creationts")
-    return int(value) if isinstance(value, int | Decimal) else -1
+    created = wire.integer(item.get("creationts"))
+    return -1 if created is None else created
 
 
 def _sent(key: int, message_id: str, body: dict[str, Any]) -> Result:
     """A SENT result from a send response or a statistics item (keys lower-cased)."""
     cost = _lower(body.get("cost"))
-    value = cost.get("value")
-    parts = body.get("smscount")
     status = _lower(body.get("status")).get("name")
     return Result(
-        key, Outcome.SENT, message_id=message_id,
-        segments=parts if isinstance(parts, int) and not isinstance(parts, bool) else None,
-        cost=Decimal(value) if isinstance(value, int | Decimal) else None,
+        key, Outcome.SENT, message_id=message_id, segments=wire.integer(body.get("smscount")),
+        cost=wire.decimal(cost.get("value")),
         currency=str(cost["currency"]) if cost.get("currency") else None,
         status=str(status) if status else None,
     )

@@ -10,18 +10,15 @@ Sources: ``shared/providers/txty-send-sms.html`` and RESEARCH.md §4.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from batchsms.config import ProviderConfig
 from batchsms.credentials import require
+from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import RULES
 
@@ -33,7 +30,6 @@ DAILY_LIMIT_ERRORS = frozenset({"DAILY_LIMIT"})
 DELIVERED = 150
 CLOCK_SKEW = 60.0  # seconds an outbox ``sent`` stamp may precede ``since`` (clocks differ)
 
-_UNREACHED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _SAFE_ECHO = ("msisdn", "sender", "contact", "group", "schedule", "flash")
 
 
@@ -69,9 +65,7 @@ class TxtyClient:
 
     async def send(self, batch: Sequence[Message]) -> list[Result]:
         """One POST per message; TXTY takes one recipient per request, so ``len(batch) <= 1``."""
-        if len(batch) > self.rules.recipients_per_request:
-            raise ValueError(f"TXTY sends one message per request, got {len(batch)}")
-        return [await self._send_one(message) for message in batch]
+        return await wire.send_singly(self.rules, batch, self._send_one)
 
     async def lookup(self, message: Message, message_id: str | None, since: datetime) -> Result:
         """Find ``message`` in the outbox: by ``message_id`` if given, else by text and time."""
@@ -101,17 +95,16 @@ class TxtyClient:
 
     async def _post(self, key: int, page: str, params: dict[str, str]) -> dict[str, Any] | Result:
         """The decoded JSON object TXTY answered, or the Result when there is none."""
-        try:
-            response = await self._http.post(f"{self._base}/{page}/api.json",
-                                             data={**self._auth, **params})
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return self._network_result(key, exc)
+        response = await wire.exchange(self._http, "POST", f"{self._base}/{page}/api.json",
+                                       data={**self._auth, **params})
+        if isinstance(response, wire.NoAnswer):
+            return self._unanswered(key, response)
         if response.status_code == 429:
             return Result(key, Outcome.THROTTLED, error="TXTY answered HTTP 429",
-                          retry_after=_retry_after(response.headers.get("retry-after")))
+                          retry_after=wire.retry_after(response.headers.get("retry-after")))
         if response.status_code >= 500:
             return Result(key, Outcome.UNKNOWN, error=f"TXTY answered HTTP {response.status_code}")
-        body = _json_object(response.content)
+        body = wire.json_object(response.content)
         if body is not None and body.get("status") in {"success", "error"}:
             return body
         if response.is_success:
@@ -121,18 +114,17 @@ class TxtyClient:
                       stop=f"TXTY answered HTTP {response.status_code} at {self._base}: check "
                       "provider.base_url (the API lives at https://login.txty.dk/api/4)")
 
-    def _network_result(self, key: int, exc: Exception) -> Result:
-        error = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
-        if isinstance(exc, _UNREACHED):
-            return Result(key, Outcome.THROTTLED, error=f"could not reach TXTY ({error})")
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return Result(key, Outcome.FAILED, error=error,
-                          stop=f"{self._base} is not a usable address: check provider.base_url")
-        return Result(key, Outcome.UNKNOWN, error=f"no complete answer from TXTY ({error})")
+    def _unanswered(self, key: int, answer: wire.NoAnswer) -> Result:
+        error = wire.redact(answer.detail, self._key)
+        if answer.outcome is Outcome.THROTTLED:
+            return Result(key, answer.outcome, error=f"could not reach TXTY ({error})")
+        if answer.outcome is Outcome.FAILED:
+            return answer.unusable_address(key, self._base)
+        return Result(key, answer.outcome, error=f"no complete answer from TXTY ({error})")
 
     def _refused(self, key: int, body: Mapping[str, Any]) -> Result:
         code = str(body.get("error") or "UNKNOWN_ERROR")
-        error = self._scrub(_describe(code, body))
+        error = wire.redact(_describe(code, body), self._key)
         if code in self._transient:
             return Result(key, Outcome.THROTTLED, error=error)
         return Result(key, Outcome.FAILED, error=error, stop=self._stop(code))
@@ -149,16 +141,18 @@ class TxtyClient:
             return "the TXTY account reached its daily limit: run send again tomorrow to resume"
         return None
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "<redacted>") if self._key else text
-
 
 def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClient) -> TxtyClient:
-    """A TxtyClient for ``config``, authenticated by ``TXTY_USER`` and ``TXTY_KEY`` in ``env``."""
+    """A TxtyClient for ``config``, authenticated by ``TXTY_USER`` and ``TXTY_KEY`` in ``env``.
+
+    Raises CampaignError naming a missing variable, or ``provider.base_url`` when that is
+    not an http(s) URL.
+    """
     user = require(env, "TXTY_USER", config)
     key = require(env, "TXTY_KEY", config)
     names = (config.env.get("TXTY_USER", "TXTY_USER"), config.env.get("TXTY_KEY", "TXTY_KEY"))
-    return TxtyClient(http, user, key, config.sender, base_url=config.base_url or DEFAULT_BASE_URL,
+    return TxtyClient(http, user, key, config.sender,
+                      base_url=wire.base_url(config.base_url, DEFAULT_BASE_URL),
                       flash=bool(config.flash), credential_names=names)
 
 
@@ -172,8 +166,9 @@ def _accepted(key: int, body: Mapping[str, Any]) -> Result:
     if body.get("success") != "SMS_SENT" or smsid is None:
         return Result(key, Outcome.UNKNOWN,
                       error=f"TXTY answered success {body.get('success')!r} without an smsid")
-    return Result(key, Outcome.SENT, message_id=str(smsid), segments=_int(sms.get("msg-count")),
-                  cost=_decimal(sms.get("cost")), currency=CURRENCY, status="SMS_SENT")
+    return Result(key, Outcome.SENT, message_id=str(smsid),
+                  segments=wire.integer(sms.get("msg-count")), cost=wire.decimal(sms.get("cost")),
+                  currency=CURRENCY, status="SMS_SENT")
 
 
 def _describe(code: str, body: Mapping[str, Any]) -> str:
@@ -195,67 +190,24 @@ def _find(items: list[dict[str, Any]], msisdn: str, text: str, message_id: str |
         return next((i for i in items if str(i.get("smsid")) == message_id), None)
     matches = [i for i in items
                if str(i.get("msisdn")) == msisdn and i.get("text") == text
-               and (_number(i.get("sent")) or 0) >= not_before]
-    return max(matches, key=lambda i: _number(i.get("sent")) or 0, default=None)
+               and (wire.number(i.get("sent")) or 0) >= not_before]
+    return max(matches, key=lambda i: wire.number(i.get("sent")) or 0, default=None)
 
 
 def _from_outbox(key: int, item: Mapping[str, Any]) -> Result:
     return Result(key, Outcome.SENT, message_id=str(item.get("smsid")),
-                  segments=_int(item.get("msg-count")), cost=_decimal(item.get("price")),
-                  currency=CURRENCY, status=_delivery_status(item))
+                  segments=wire.integer(item.get("msg-count")),
+                  cost=wire.decimal(item.get("price")), currency=CURRENCY,
+                  status=_delivery_status(item))
 
 
 def _delivery_status(item: Mapping[str, Any]) -> str:
-    code = _int(item.get("error"))
+    code = wire.integer(item.get("error"))
     if item.get("failed"):
         text = str(item.get("errortext") or "").strip()
         return f"failed {code}: {text}" if text else f"failed {code}"
     return "delivered" if code == DELIVERED else "pending"
 
 
-def _json_object(content: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _content_type(response: httpx.Response) -> str:
     return response.headers.get("content-type", "no Content-Type").split(";")[0]
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), if readable."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - datetime.now(when.tzinfo).timestamp()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _int(value: Any) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None and number.is_integer() else None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from batchsms.config import ProviderConfig
 from batchsms.credentials import require
 from batchsms.errors import CampaignError
+from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import RULES, ProviderRules
 
@@ -40,7 +40,6 @@ TOKEN_LIFETIME = 60.0
 REFRESH_MARGIN = 15.0
 HISTORY_DATE = "%Y-%m-%d %H:%M:%S"
 
-_BEFORE_SERVER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _HISTORY_PAGE = 1000
 _AUTH = frozenset({100, 433, 447, 454, 455, 456})
 _THROTTLE = frozenset({162, 340, 416, 515})
@@ -204,9 +203,7 @@ class VoximplantClient:
 
         An empty batch sends nothing; more than one message is a caller error (ValueError).
         """
-        if len(batch) > self.rules.recipients_per_request:
-            raise ValueError(f"Voximplant sends one message per request, got {len(batch)}")
-        return [await self._send_one(message) for message in batch]
+        return await wire.send_singly(self.rules, batch, self._send_one)
 
     async def lookup(self, message: Message, message_id: str | None, since: datetime) -> Result:
         """Find ``message`` in GetSmsHistory: by ``message_id`` when known, else the earliest
@@ -230,7 +227,7 @@ class VoximplantClient:
             if found is not None:
                 return _from_history(message.key, found)
             offset += len(entries)
-            if not entries or offset >= _int(answer.get("total_count"), 0):
+            if not entries or offset >= (wire.integer(answer.get("total_count")) or 0):
                 return Result(message.key, Outcome.UNKNOWN,
                               error="not in Voximplant's SMS history (GetSmsHistory)")
 
@@ -245,36 +242,38 @@ class VoximplantClient:
             return Result(message.key, Outcome.UNKNOWN,
                           error=f"unexpected answer from Voximplant: {_excerpt(answer)}")
         return Result(message.key, Outcome.SENT, message_id=str(message_id),
-                      segments=_int(answer.get("fragments_count"), None))
+                      segments=wire.integer(answer.get("fragments_count")))
 
     async def _call(self, command: str, params: dict[str, str]) -> dict[str, Any] | Result:
         """POST one Management API command: its JSON object, or a Result (key 0) saying why not."""
         token = self._tokens.token()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        try:
-            response = await self._http.post(f"{self._root}/{command}", params=params,
-                                             headers=headers)
-        except _BEFORE_SERVER as exc:
-            answer: dict[str, Any] | Result = Result(
-                0, Outcome.THROTTLED, error=f"could not connect to {self._root}: {_exception(exc)}")
-        except httpx.TransportError as exc:
-            answer = Result(0, Outcome.UNKNOWN, error=f"no complete answer from Voximplant "
-                            f"({_exception(exc)}): the request may have been processed")
-        else:
-            answer = self._classify(response)
-        if isinstance(answer, Result) and answer.error and token in answer.error:
-            answer = replace(answer, error=answer.error.replace(token, "<token>"))
+        response = await wire.exchange(self._http, "POST", f"{self._root}/{command}",
+                                       params=params, headers=headers)
+        answer = (self._unanswered(response) if isinstance(response, wire.NoAnswer)
+                  else self._classify(response))
+        if isinstance(answer, Result) and answer.error:
+            answer = replace(answer, error=wire.redact(answer.error, token))
         return answer
+
+    def _unanswered(self, answer: wire.NoAnswer) -> Result:
+        if answer.outcome is Outcome.THROTTLED:
+            return Result(0, answer.outcome,
+                          error=f"could not connect to {self._root}: {answer.detail}")
+        if answer.outcome is Outcome.FAILED:
+            return answer.unusable_address(0, self._root)
+        return Result(0, answer.outcome, error=f"no complete answer from Voximplant "
+                      f"({answer.detail}): the request may have been processed")
 
     def _classify(self, response: httpx.Response) -> dict[str, Any] | Result:
         status = response.status_code
-        body = _json_object(response.content)
+        body = wire.json_object(response.content)
         error = body.get("error") if body is not None else None
         if isinstance(error, dict):
             return self._refused(error, status)
         if status == 429:
             return Result(0, Outcome.THROTTLED, error="HTTP 429 Too Many Requests",
-                          retry_after=_seconds(response.headers.get("retry-after")))
+                          retry_after=wire.retry_after(response.headers.get("retry-after")))
         if 200 <= status < 300 and body is not None:
             return body
         if status >= 500 or 200 <= status < 300:
@@ -291,7 +290,8 @@ class VoximplantClient:
         return f"Voximplant answered HTTP {status} at {self._root}: check provider.base_url"
 
     def _refused(self, error: Mapping[str, Any], status: int) -> Result:
-        code = _int(error.get("code"), -1)
+        code = wire.integer(error.get("code"))
+        code = -1 if code is None else code
         text = f"error {code}: {error.get('msg') or ''}".rstrip(": ")
         if code in _THROTTLE:
             return Result(0, Outcome.THROTTLED, error=text, retry_after=_repeat_after(code, text))
@@ -328,10 +328,8 @@ def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClie
     """
     variable = config.env.get(CREDENTIALS, CREDENTIALS)
     account = load_service_account(require(env, CREDENTIALS, config), variable)
-    base_url = config.base_url or BASE_URL
-    if httpx.URL(base_url).scheme not in ("http", "https"):
-        raise CampaignError(f"provider.base_url: {base_url!r} is not an http(s) URL")
-    return VoximplantClient(http, account, config.sender, base_url=base_url,
+    return VoximplantClient(http, account, config.sender,
+                            base_url=wire.base_url(config.base_url, BASE_URL),
                             store_body=bool(config.store_body), variable=variable)
 
 
@@ -358,7 +356,7 @@ def _find(entries: list[dict[str, Any]], message: Message, message_id: str | Non
                   if str(e.get("destination_number")) == _digits(message.to)
                   and str(e.get("direction", "OUT")).upper() == "OUT"
                   and e.get("text", message.text) == message.text]
-    return min(candidates, key=lambda e: _int(e.get("message_id"), 0), default=None)
+    return min(candidates, key=lambda e: wire.integer(e.get("message_id")) or 0, default=None)
 
 
 def _from_history(key: int, entry: Mapping[str, Any]) -> Result:
@@ -367,8 +365,8 @@ def _from_history(key: int, entry: Mapping[str, Any]) -> Result:
     failed = status_id == "2"
     return Result(key, Outcome.FAILED if failed else Outcome.SENT,
                   message_id=str(entry.get("message_id")),
-                  segments=_int(entry.get("fragments"), None), cost=_decimal(entry.get("cost")),
-                  status=status,
+                  segments=wire.integer(entry.get("fragments")),
+                  cost=wire.decimal(entry.get("cost")), status=status,
                   error=str(entry.get("error_message") or "error") if failed else None)
 
 
@@ -382,44 +380,8 @@ def _repeat_after(code: int, text: str) -> float | None:
     return float(match[1]) if match else None
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _json_object(content: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(content)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _int(value: Any, default: int | None) -> int | None:
-    if isinstance(value, bool):
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _exception(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 def _excerpt(value: Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                           default=float)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"

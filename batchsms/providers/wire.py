@@ -1,0 +1,163 @@
+"""What every provider client does the same way on the wire: httpx's one home for them.
+
+httpx's exceptions are translated here and nowhere else (:func:`exchange` returns a
+:class:`NoAnswer` instead of raising), and so are the HTTP facts no provider owns:
+``Retry-After``, JSON bodies and the numbers in them, secret redaction, the base URL.
+What a provider's answer *means* stays in ``providers/<name>.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from batchsms.errors import CampaignError
+from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.rules import ProviderRules
+
+_NOT_REACHED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_UNUSABLE_ADDRESS = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
+
+
+@dataclass(frozen=True)
+class NoAnswer:
+    """A request that got no HTTP answer, httpx's exception translated.
+
+    ``outcome`` is THROTTLED when the request never reached the provider (connection
+    refused, connect or pool timeout: safe to resend), FAILED when the address itself is
+    unusable (every request would fail: fix ``provider.base_url``), and UNKNOWN otherwise
+    (read timeout, dropped connection, read or write error: it may have been processed).
+    """
+
+    outcome: Outcome
+    name: str  # httpx's exception class, e.g. "ConnectError"
+    detail: str  # the name, and httpx's message where it has one (may hold a secret)
+
+    def unusable_address(self, key: int, base: str) -> Result:
+        """The FAILED Result, with its stop, for an address no request can use."""
+        return Result(key, Outcome.FAILED, error=f"cannot send to {base}: {self.name}",
+                      stop=f"{base} is not a usable address: check provider.base_url")
+
+
+async def exchange(http: httpx.AsyncClient, method: str, url: str,
+                   **options: Any) -> httpx.Response | NoAnswer:
+    """``http.request(method, url, **options)``; never raises for what the network does."""
+    try:
+        return await http.request(method, url, **options)
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
+        return _translated(error)
+
+
+def _translated(error: Exception) -> NoAnswer:
+    name = type(error).__name__
+    detail = f"{name}: {error}" if str(error) else name
+    if isinstance(error, _NOT_REACHED):
+        return NoAnswer(Outcome.THROTTLED, name, detail)
+    if isinstance(error, _UNUSABLE_ADDRESS):
+        return NoAnswer(Outcome.FAILED, name, detail)
+    return NoAnswer(Outcome.UNKNOWN, name, detail)
+
+
+def base_url(configured: str | None, default: str) -> str:
+    """``configured`` (else ``default``) once it is known to be an http(s) URL with a host.
+
+    Raises CampaignError naming ``provider.base_url`` otherwise.
+    """
+    url = configured or default
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise CampaignError(f"provider.base_url: {url!r} is not an http(s) URL")
+    return url
+
+
+class LookupFailed(Exception):
+    """A lookup request that got no usable answer; ``stop`` as in :class:`Result`."""
+
+    def __init__(self, reason: str, stop: str | None = None) -> None:
+        super().__init__(reason)
+        self.stop = stop
+
+
+async def send_singly(rules: ProviderRules, batch: Sequence[Message],
+                      send_one: Callable[[Message], Awaitable[Result]]) -> list[Result]:
+    """``send_one`` for each message of ``batch``, for a provider that takes one per request.
+
+    An empty batch sends nothing; more messages than ``rules.recipients_per_request`` is a
+    caller error (ValueError).
+    """
+    if len(batch) > rules.recipients_per_request:
+        raise ValueError(f"{rules.title} sends one message per request, got {len(batch)}")
+    return [await send_one(message) for message in batch]
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` (when not empty) shown as ``<redacted>``."""
+    return text.replace(secret, "<redacted>") if secret else text
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """The wait a ``Retry-After`` value asks for, in seconds: delta-seconds, or an HTTP date
+    counted from ``now`` (Unix seconds; default the system clock). Never negative; None when
+    absent or unreadable. A date without a zone (``-0000``) is taken as UTC.
+    """
+    if not value or not value.strip():
+        return None
+    try:
+        seconds: float | None = float(value)
+    except ValueError:
+        seconds = _until(value, time.time() if now is None else now)
+    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
+
+
+def _until(date: str, now: float) -> float | None:
+    try:
+        when = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() - now
+
+
+def json_object(content: bytes) -> dict[str, Any] | None:
+    """``content`` as a JSON object (fractions as exact Decimals), or None when it is not one."""
+    try:
+        value = json.loads(content, parse_float=Decimal)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def decimal(value: Any) -> Decimal | None:
+    """A finite number from a JSON value (a number or its text); None otherwise and for booleans."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def integer(value: Any) -> int | None:
+    """A whole number from a JSON value (``3``, ``3.0``, ``"3"``); None otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = decimal(value)
+    return int(number) if number is not None and number == number.to_integral_value() else None
+
+
+def number(value: Any) -> float | None:
+    """A finite number from a JSON value, as a float; None otherwise."""
+    exact = decimal(value)
+    return float(exact) if exact is not None else None
