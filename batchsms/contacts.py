@@ -407,8 +407,8 @@ def _frames(sheet: _Sheet, header_row: int, names: list[str],
             _refuse_unnamed(sheet, header_row, table.column(i), numbers, i)
         if len(names) > named[-1] + 1:
             problems = {**problems, **_outer_problems(table, numbers, named[-1] + 1)}
-        frame = table.select(named).rename_columns([names[i] for i in named]).to_pandas(
-            types_mapper=_text_type)
+        columns = table.select(named).rename_columns([names[i] for i in named])
+        frame = columns.combine_chunks().to_pandas(types_mapper=_text_type)
         frame.index = pd.Index(numbers, name="row")
         frame.attrs[PROBLEMS] = problems
         yield frame

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchsms import contacts, phones, segments
 from batchsms.config import Campaign
@@ -83,8 +85,9 @@ class FirstSeen:
 
 def number_keys(e164: pd.Series) -> np.ndarray:
     """E.164 numbers as int64 keys (-1 where there is no number): cheap to sort and compare."""
-    digits = pd.to_numeric(e164.str.slice(1), errors="coerce")
-    return digits.fillna(-1).to_numpy(dtype=np.int64)
+    digits = pc.utf8_slice_codeunits(pa.array(e164, pa.large_string()), 1)
+    keys = pc.cast(pc.if_else(pc.equal(digits, ""), None, digits), pa.int64())
+    return pc.fill_null(keys, -1).to_numpy()
 
 
 class Planner:
@@ -148,7 +151,7 @@ class Planner:
             plan.loc[rows, "reason"] = [problems[r] for r in rows]
 
     def _skip_suppressed_and_duplicates(self, plan: pd.DataFrame, first_seen: FirstSeen) -> None:
-        keys = number_keys(plan["e164"].fillna(""))
+        keys = number_keys(plan["e164"])
         if self.suppressed:
             files = pd.Series(keys).map(self.suppressed).to_numpy()
             hit = pd.notna(files) & plan["reason_code"].isna().to_numpy()
@@ -167,8 +170,9 @@ class Planner:
         plan["text"] = pd.Series(pd.NA, index=plan.index, dtype="string")
         if not todo.any():
             return
-        texts, reasons = render_frame(self.template, sheet[todo.to_numpy()])
-        plan.loc[texts.index, "text"] = texts
+        rows = sheet if todo.all() else sheet[todo.to_numpy()]
+        texts, reasons = render_frame(self.template, rows)
+        plan["text"] = texts.reindex(plan.index) if len(rows) < len(plan) else texts
         failed = reasons.dropna()
         plan.loc[failed.index, "reason"] = failed
         plan.loc[failed.index, "reason_code"] = failed.map(

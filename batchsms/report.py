@@ -37,10 +37,12 @@ def neutralise_text(value: str) -> str:
 
 def neutralise(column: pa.Array) -> pa.Array:
     """Prefix ``'`` to cells a spreadsheet would read as a formula."""
-    risky = pc.and_(pc.match_substring_regex(column, _FORMULA_START),
-                    pc.invert(pc.match_substring_regex(column, _NUMBER_LIKE)))
-    return pc.if_else(pc.fill_null(risky, False),
-                      pc.binary_join_element_wise("'", column, ""), column)
+    starts = pc.fill_null(pc.match_substring_regex(column, _FORMULA_START), False)
+    if not pc.any(starts).as_py():
+        return column
+    risky = pc.and_(starts, pc.invert(pc.fill_null(
+        pc.match_substring_regex(column, _NUMBER_LIKE), False)))
+    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
 
 
 class DryRunCsv:
