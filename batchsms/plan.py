@@ -69,8 +69,7 @@ class FirstSeen:
         seen = (pos < len(self.keys)) & (self.keys[pos_ok] == keys) if len(self.keys) else \
             np.zeros(len(keys), dtype=bool)
         earlier = np.where(seen, self.rows[pos_ok] if len(self.rows) else -1, -1)
-        frame = pd.DataFrame({"key": keys, "row": rows})
-        first_here = frame.groupby("key", sort=False)["row"].transform("min").to_numpy()
+        first_here = _first_of_each(keys, rows)
         earlier = np.where(seen, earlier, np.where(first_here != rows, first_here, -1))
         new = ~seen & (first_here == rows)
         self._remember(keys[new], rows[new])
@@ -81,6 +80,17 @@ class FirstSeen:
         order = np.argsort(all_keys, kind="stable")
         self.keys = all_keys[order]
         self.rows = np.concatenate([self.rows, rows])[order]
+
+
+def _first_of_each(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each position, the row of the first position with the same key (rows ascend)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(keys) else np.empty(0, bool)
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
+    first = np.empty_like(rows)
+    first[order] = rows[order][group_start]
+    return first
 
 
 def number_keys(e164: pd.Series) -> np.ndarray:
@@ -189,16 +199,18 @@ class Planner:
         plan["smart_saved"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
         if not has_text.any():
             return
-        texts = plan.loc[has_text, "text"]
+        everyone = bool(has_text.all())
+        texts = plan["text"] if everyone else plan.loc[has_text, "text"]
         if self.campaign.send.encoding == "smart":
             before = segments.count_column(texts)["segments"]
             texts = segments.smart_replace_column(texts)
-            plan.loc[has_text, "text"] = texts
+            plan["text"] = texts if everyone else texts.reindex(plan.index)
         counted = segments.count_column(texts)
-        for column in ("encoding", "ucs2_chars", "segments", "characters"):
-            plan.loc[has_text, column] = counted[column]
         if self.campaign.send.encoding == "smart":
-            plan.loc[has_text, "smart_saved"] = before - counted["segments"]
+            counted["smart_saved"] = before - counted["segments"]
+        for column in counted.columns:
+            values = counted[column].astype(plan[column].dtype)
+            plan[column] = values if everyone else values.reindex(plan.index)
 
     def _apply_limits(self, plan: pd.DataFrame) -> None:
         ok = plan["reason_code"].isna()

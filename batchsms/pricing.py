@@ -12,6 +12,8 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchsms.config import PricingConfig
 
@@ -38,9 +40,10 @@ class PriceTable:
 
     def unit_prices(self, countries: pd.Series) -> np.ndarray:
         """Price per segment, in units, for each row's country (default where unknown)."""
-        codes = pd.Index(list(self.countries), dtype="string").get_indexer(countries)
+        codes = pc.index_in(pa.array(countries, pa.large_string()),
+                            value_set=pa.array(list(self.countries), pa.large_string()))
         table = np.array([*self.countries.values(), self.default], dtype=np.int64)
-        return table[codes]  # code -1 (no price for that country) picks the default
+        return table[pc.fill_null(codes, -1).to_numpy()]  # -1 (no price listed): the default
 
     def price_of(self, country: str | None) -> int:
         return self.countries.get(country or "", self.default)
