@@ -76,10 +76,13 @@ class FirstSeen:
         return earlier
 
     def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        all_keys = np.concatenate([self.keys, keys])
-        order = np.argsort(all_keys, kind="stable")
-        self.keys = all_keys[order]
-        self.rows = np.concatenate([self.rows, rows])[order]
+        """Merge new (distinct, unseen) keys into the sorted arrays: a linear merge of two
+        sorted runs, so remembering a long sheet stays cheap chunk after chunk."""
+        order = np.argsort(keys)
+        keys, rows = keys[order], rows[order]
+        at = np.searchsorted(self.keys, keys)
+        self.keys = np.insert(self.keys, at, keys)
+        self.rows = np.insert(self.rows, at, rows)
 
 
 def _first_of_each(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
