@@ -244,6 +244,30 @@ class Journal:
         return pd.read_sql_query("SELECT * FROM recipients ORDER BY row", self.db,
                                  index_col="row")
 
+    # -- test sends ---------------------------------------------------------------------
+    def add_test(self, row: int, e164: str, text: str, at: float) -> int:
+        """Record a test send before its request; it is never a recipient's message."""
+        with self.transaction() as db:
+            cursor = db.execute("INSERT INTO tests (at, row, e164, text, state) "
+                                f"VALUES (?, ?, ?, ?, '{SENDING}')", (at, row, e164, text))
+        return int(cursor.lastrowid or 0)
+
+    def finish_test(self, test: int, state: str, message_id: str | None,
+                    error: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE tests SET state = ?, message_id = ?, error = ? WHERE id = ?",
+                       (state, message_id, error, test))
+
+    def tests(self) -> list[tuple[int, float, int, str, str, str, str | None, str | None]]:
+        return list(self.db.execute("SELECT id, at, row, e164, text, state, message_id, error "
+                                    "FROM tests ORDER BY id"))
+
+    def forget_plan(self) -> None:
+        """Drop the plan and its history (a declined first send), keeping the test sends."""
+        with self.transaction() as db:
+            for table in ("recipients", "meta", "events", "runs"):
+                db.execute(f"DELETE FROM {table}")
+
     # -- runs -----------------------------------------------------------------------------
     def start_run(self, at: float) -> int:
         cursor = self.db.execute("INSERT INTO runs (started_at) VALUES (?)", (at,))

@@ -33,6 +33,7 @@ RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason", "provid
                   "reported_cost", "reported_currency", "attempts", "sent_at", "error"]
 TEXT_FROM_CONTACTS = ("phone", "reason", "error")
 XLSX_MAX_ROWS = 1_048_575
+MAX_FAILURES_SHOWN = 100
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ResultFiles:
     summary: Path
     retry: Path | None  # None when nothing failed
     summary_data: dict[str, Any]
+    failures: list[dict[str, Any]]  # the first failed rows: row, e164, error
+    timeline: list[tuple[str, int]]  # messages accepted per time bucket (UTC)
 
 
 def write_results(planner: Planner, journal: Journal, folder: Path) -> ResultFiles:
@@ -75,7 +78,26 @@ def write_results(planner: Planner, journal: Journal, folder: Path) -> ResultFil
     summary = summarise(results, journal, prices)
     summary_path = folder / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    return ResultFiles(csv_path, xlsx_path, summary_path, retry_path, summary)
+    failed = results[results["status"] == FAILED].head(MAX_FAILURES_SHOWN)
+    failures = [{"row": int(row), "e164": item["e164"], "error": item["error"]}
+                for row, item in failed.iterrows()]
+    return ResultFiles(csv_path, xlsx_path, summary_path, retry_path, summary, failures,
+                       timeline(journal))
+
+
+def timeline(journal: Journal, buckets: int = 40) -> list[tuple[str, int]]:
+    """How many messages the provider accepted in each of up to ``buckets`` time slices."""
+    times = journal.db.execute(f"SELECT finished_at FROM recipients WHERE state = '{SENT}' "
+                               "AND finished_at IS NOT NULL ORDER BY finished_at").fetchall()
+    if not times:
+        return []
+    stamps = pd.to_datetime(pd.Series([t for (t,) in times]), unit="s", utc=True)
+    span = (stamps.iloc[-1] - stamps.iloc[0]).total_seconds()
+    width = next((w for w in (1, 5, 15, 60, 300, 900, 3600, 21600, 86400)
+                  if span / w <= buckets), 86400)
+    counts = stamps.dt.floor(f"{width}s").value_counts().sort_index()
+    fmt = "%H:%M:%S" if width < 60 else "%Y-%m-%d %H:%M"
+    return [(stamp.strftime(fmt), int(n)) for stamp, n in counts.items()]
 
 
 def _join(plan: pd.DataFrame, sent: pd.DataFrame, prices: PriceTable) -> pd.DataFrame:

@@ -18,8 +18,10 @@ from batchsms.config import Campaign, load_campaign
 from batchsms.dryrun import DEFAULT_REPORTS, report_dir
 from batchsms.errors import BatchsmsError, CampaignError, ExitCode
 from batchsms.journal import MESSAGED, PENDING, SENDING, UNKNOWN, Journal
+from batchsms.phones import normalize_one
 from batchsms.plan import Planner
 from batchsms.pricing import PriceTable
+from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
 from batchsms.runner import Runner, RunResult, SendSettings, Stats
 from batchsms.totals import Totals
@@ -56,9 +58,12 @@ class PreparedSend:
                 "unknown": counts[UNKNOWN]}
 
     def discard(self) -> None:
-        """The user declined: forget a journal this preparation created."""
+        """The user declined: forget the plan this preparation wrote (test sends stay)."""
+        keep_tests = self.created and bool(self.journal.tests())
+        if keep_tests:
+            self.journal.forget_plan()
         self.journal.close()
-        if self.created:
+        if self.created and not keep_tests:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.journal.path}{suffix}").unlink(missing_ok=True)
 
@@ -169,6 +174,54 @@ async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = No
             "interrupted" if result.interrupted else "stopped" if result.stopped else "finished")
         journal.finish_run(run, time.time(), outcome)
     return result
+
+
+@dataclass(frozen=True)
+class TestSend:
+    row: int
+    to: str
+    text: str
+    result: Result
+
+
+async def send_test(campaign_path: str | Path, to: str, row: int | None = None,
+                    reports: Path = DEFAULT_REPORTS,
+                    environ: Mapping[str, str] | None = None) -> TestSend:
+    """Send the text rendered for ``row`` (default: the first sendable row) to ``to`` only.
+
+    Recorded as a test in the journal: it never counts as that row's message and never
+    changes what a send or a resume does.
+    """
+    campaign = load_campaign(campaign_path)
+    number = normalize_one(to, campaign.contacts.default_region)
+    if number.e164 is None:
+        raise CampaignError(f"--test-to {to!r}: {number.reason}")
+    chosen = _test_row(campaign, Planner(campaign), row)
+    journal = Journal.open(report_dir(campaign, reports) / JOURNAL)
+    try:
+        test = journal.add_test(chosen[0], number.e164, chosen[1], time.time())
+        async with connect(campaign.provider, environ) as connection:
+            [result] = await connection.provider.send([Message(chosen[0], number.e164,
+                                                               chosen[1])])
+        state = {Outcome.SENT: "sent", Outcome.FAILED: "failed"}.get(result.outcome, "unknown")
+        journal.finish_test(test, state, result.message_id, result.error)
+    finally:
+        journal.close()
+    return TestSend(chosen[0], number.e164, chosen[1], result)
+
+
+def _test_row(campaign: Campaign, planner: Planner, row: int | None) -> tuple[int, str]:
+    for chunk in planner.chunks():
+        plan = chunk.plan
+        candidates = plan[plan["status"] == "ok"] if row is None else plan.loc[
+            plan.index.intersection([row])]
+        for index, item in candidates.head(1).iterrows():
+            if item["status"] != "ok":
+                raise CampaignError(f"{campaign.contacts.path}: row {index} is skipped "
+                                    f"({item['reason']}): choose a row that would be sent")
+            return int(index), str(item["text"])
+    where = "no row would be sent" if row is None else f"there is no contact at row {row}"
+    raise CampaignError(f"{campaign.contacts.path}: {where}")
 
 
 @dataclass(frozen=True)

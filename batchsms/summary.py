@@ -11,6 +11,8 @@ from batchsms.plan import REASON_TITLES
 from batchsms.totals import Group
 
 if TYPE_CHECKING:
+    from batchsms.config import Campaign
+    from batchsms.preview import PreviewRow
     from batchsms.results import ResultFiles
     from batchsms.runner import RunResult
     from batchsms.sending import CampaignStatus, PreparedSend
@@ -151,3 +153,34 @@ def _iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) -> str:
+    """Each previewed row: where it goes, what it costs, and its text.
+
+    The characters that forced UCS-2 are shown in reverse video on a terminal, and
+    between ⟦ ⟧ otherwise.
+    """
+    cur = campaign.pricing.currency
+    blocks = []
+    for r in rows:
+        head = f"row {r.row}  {r.e164 or r.phone or '(no number)'}"
+        if r.country:
+            head += f" ({r.country})"
+        if r.status != "ok":
+            blocks.append(f"{head}  SKIPPED: {r.reason}" + (f"\n  {r.text}" if r.text else ""))
+            continue
+        head += f"  {r.encoding}, {r.segments} segment{'s' if r.segments != 1 else ''}, " \
+                f"{cur} {r.cost}   [{r.why}]"
+        text = _mark(r.text or "", r.non_gsm, highlight)
+        lines = [head, *(f"  | {line}" for line in text.split("\n"))]
+        if r.non_gsm:
+            lines.append(f"  forced UCS-2 by: {' '.join(r.non_gsm)}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _mark(text: str, chars: tuple[str, ...], highlight: bool) -> str:
+    for char in sorted(set(chars), key=len, reverse=True):
+        text = text.replace(char, f"\x1b[7m{char}\x1b[27m" if highlight else f"⟦{char}⟧")
+    return text
