@@ -17,6 +17,7 @@ from batchsms.dryrun import DEFAULT_REPORTS, check, dry_run
 from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.summary import (
     dry_run_text,
+    preview_text,
     send_outcome,
     send_preamble,
     status_dict,
@@ -89,9 +90,14 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
               "send (recipients already messaged are never messaged again).")
 @click.option("--resend-unknown", is_flag=True,
               help="Resend the messages whose outcome is unknown (they may arrive twice).")
+@click.option("--test-to", metavar="NUMBER",
+              help="Send one test message to NUMBER only (the text of --row, default the "
+              "first sendable row); it never counts as that row's message.")
+@click.option("--row", "test_row", type=int, metavar="N",
+              help="With --test-to: the sheet row whose text to send.")
 @REPORTS
 def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown: bool,
-                 reports: Path) -> int:
+                 test_to: str | None, test_row: int | None, reports: Path) -> int:
     """Send the campaign, or resume it where an earlier run stopped.
 
     Shows the dry-run totals and asks for confirmation (or takes --yes); sends in
@@ -101,6 +107,10 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
 
     Example: batchsms send campaigns/spring-sale.yaml --yes
     """
+    if test_to is not None:
+        return _test_send(campaign, test_to, test_row, reports)
+    if test_row is not None:
+        raise click.UsageError("--row goes with --test-to")
     from batchsms.sending import prepare_send
 
     prepared = prepare_send(campaign, reports, accept_changes=accept_changes,
@@ -110,10 +120,38 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
     if left["to_send"] + left["to_look_up"] == 0:
         click.echo("Nothing left to send.")
         return _finish(prepared, None)
-    if not yes and not _confirm(left["to_send"]):
-        prepared.discard()
+    if not yes and not _confirmed(prepared, left["to_send"]):
         return ExitCode.UNUSABLE
     return _finish(prepared, _run(prepared))
+
+
+def _test_send(campaign: Path, to: str, row: int | None, reports: Path) -> int:
+    import asyncio
+
+    from batchsms.sending import send_test
+
+    test = asyncio.run(send_test(campaign, to, row, reports))
+    r = test.result
+    click.echo(f"Test send of row {test.row} to {test.to}: {r.outcome}"
+               + (f" (message id {r.message_id})" if r.message_id else "")
+               + (f": {r.error}" if r.error else ""))
+    click.echo(f"  {test.text}")
+    if r.stop:
+        click.echo(f"error: {r.stop}", err=True)
+        return ExitCode.UNUSABLE
+    return ExitCode.OK if r.outcome == "sent" else ExitCode.SOME_FAILED
+
+
+def _confirmed(prepared: Any, count: int) -> bool:
+    """Ask before sending; unless the answer is yes, forget a journal made for this run."""
+    try:
+        if _confirm(count):
+            return True
+    except BaseException:  # no terminal, or Ctrl-C at the prompt
+        prepared.discard()
+        raise
+    prepared.discard()
+    return False
 
 
 def _confirm(count: int) -> bool:
@@ -151,15 +189,19 @@ def _run(prepared: Any) -> Any:
         finally:
             loop.remove_signal_handler(signal.SIGINT)
 
-    result = asyncio.run(main())
-    progress.close()
-    return result
+    try:
+        return asyncio.run(main())
+    finally:
+        progress.close()
 
 
 def _finish(prepared: Any, result: Any) -> int:
+    from batchsms.htmlreport import SendView, write_report
     from batchsms.results import write_results
 
     files = write_results(prepared.planner, prepared.journal, prepared.folder)
+    write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
+                 SendView(files.summary_data, files.failures, files.timeline))
     prepared.journal.close()
     click.echo(send_outcome(files.summary_data, files, result))
     if result is not None and result.interrupted:
@@ -191,6 +233,44 @@ def status_command(campaign: Path, as_json: bool, reports: Path) -> int:
         _print_json(status_dict(status))
     else:
         click.echo(status_text(status))
+    return ExitCode.OK
+
+
+@cli.command("preview")
+@CAMPAIGN
+@click.option("--row", "rows", type=int, multiple=True, metavar="N",
+              help="A sheet row to preview (repeat for more); default: a few telling rows.")
+def preview_command(campaign: Path, rows: tuple[int, ...]) -> int:
+    """Show the rendered text of chosen rows, with encoding, segments and cost.
+
+    By default: the first rows, the longest text and the first row of each encoding.
+    The characters that forced UCS-2 (and so cost more segments) are highlighted.
+
+    Example: batchsms preview campaigns/spring-sale.yaml --row 5 --row 11
+    """
+    from batchsms.preview import preview
+
+    loaded, found = preview(campaign, rows)
+    click.echo(preview_text(loaded, found, highlight=sys.stdout.isatty()))
+    return ExitCode.OK
+
+
+@cli.command("init")
+@click.argument("name")
+@click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Where to create the campaign's folder.")
+def init_command(name: str, folder: Path) -> int:
+    """Create a working campaign to start from: YAML (every key explained), sheet, template.
+
+    The new campaign runs at once with check, preview, dry-run and send (sandbox).
+
+    Example: batchsms init spring-sale
+    """
+    from batchsms.scaffold import init_campaign
+
+    path = init_campaign(name, folder)
+    click.echo(f"Created {path.parent}/: {path.name}, contacts.csv, message.txt")
+    click.echo(f"Next: batchsms preview {path}   then   batchsms dry-run {path}")
     return ExitCode.OK
 
 
