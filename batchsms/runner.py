@@ -189,7 +189,7 @@ class Runner:
         return RunResult(self.stats, self.stopped, self.interrupted, self.aborted)
 
     async def _send_pending(self) -> None:
-        chunk_slots = asyncio.Semaphore(max(2, self.settings.concurrency // 4))
+        chunk_slots = asyncio.Semaphore(self._chunks_in_flight())
         last_row = -1
         while not self.halted:
             chunk = await self.writer.call(self.journal.pending_after, last_row,
@@ -202,6 +202,12 @@ class Runner:
                 chunk_slots.release()
                 return
             self._spawn(self._chunk(chunk), chunk_slots.release)
+
+    def _chunks_in_flight(self) -> int:
+        """Enough chunks to keep ``concurrency`` requests busy, and one more ready."""
+        per_request = self.provider.rules.recipients_per_request
+        requests_per_chunk = max(-(-self.settings.chunk_size // per_request), 1)
+        return max(2, -(-self.settings.concurrency // requests_per_chunk) + 1)
 
     def _spawn(self, work: Awaitable[None], done: Callable[[], None] | None = None) -> None:
         task = asyncio.ensure_future(work)
@@ -279,6 +285,12 @@ class Runner:
         await self.writer.commit(changes)
         return throttled, wait
 
+    async def _nap(self, seconds: float, step: float = 0.25) -> None:
+        """Sleep ``seconds``, waking early when the run is interrupted."""
+        until = self.clock() + seconds
+        while not self.interrupted and (left := until - self.clock()) > 0:
+            await self.sleep(min(step, left))
+
     def _backoff(self, attempt: int) -> float:
         ceiling = self.settings.backoff * 2 ** (attempt - 1)
         return random.uniform(ceiling / 2, ceiling)
@@ -297,7 +309,9 @@ class Runner:
             if found.outcome in (Outcome.SENT, Outcome.FAILED) or found.stop \
                     or self.clock() >= deadline or self.interrupted:
                 break
-            await self.sleep(min(delay, max(deadline - self.clock(), 0)))
+            await self._nap(min(delay, max(deadline - self.clock(), 0)))
+            if self.interrupted:
+                break
             delay = min(delay * 2, 8.0)
         await self._settle_lookup(recipient, first, found)
 

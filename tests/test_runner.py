@@ -336,3 +336,26 @@ async def test_nothing_pending_sends_nothing(tmp_path):
     finally:
         journal.close()
     assert provider.requests == [] and result.stats.total == 0
+
+
+@pytest.mark.anyio
+async def test_a_first_interrupt_during_lookups_ends_the_run_promptly(journal):
+    def unknown(message: Message, attempt: int) -> Result:
+        return Result(message.key, Outcome.UNKNOWN, error="timed out")
+
+    provider = FakeProvider(answer=unknown)
+    runner = Runner(journal, provider, SendSettings(rate=None, lookup_wait=30.0, concurrency=2))
+
+    interrupted_at: list[float] = []
+
+    async def interrupt_during_a_backoff() -> None:
+        while len(provider.lookups) < 2 * len(ROWS):  # now in the second, 1 s, backoff
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        interrupted_at.append(time.monotonic())
+        runner.interrupt()
+
+    _, result = await asyncio.gather(interrupt_during_a_backoff(), runner.run())
+    assert result.interrupted and not result.aborted
+    assert time.monotonic() - interrupted_at[0] < 0.5  # not the rest of the backoff
+    assert set(states(journal).values()) <= {SENDING, "pending"}  # the next run looks them up
