@@ -27,25 +27,21 @@ import csv
 import difflib
 import io
 import re
-import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
 from functools import reduce
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import openpyxl
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from openpyxl.utils import get_column_letter
 
+from batchsms import workbook
 from batchsms.config import ContactsConfig
 from batchsms.errors import CampaignError, located
 
@@ -61,7 +57,6 @@ _HEAD = 1 << 20
 _XLSX_CHUNK = 50_000
 _CP1252_HOLES = re.compile(b"[\x81\x8d\x8f\x90\x9d]")
 _NULL = pa.scalar(None, pa.string())
-_EXCEL_INT = 2**53
 
 _Piece = tuple[pa.Table, np.ndarray, dict[int, str]]
 
@@ -277,8 +272,8 @@ def _header(sheet: _Sheet) -> tuple[int, list[str]]:
 
 def _records(sheet: _Sheet) -> Iterator[tuple[int, list[str]]]:
     if sheet.is_xlsx:
-        for number, values in _xlsx_rows(sheet):
-            yield number, ["" if v is None else _cell_text(v) for v in values]
+        for number, cells in _xlsx_rows(sheet):
+            yield number, ["" if cell is None else cell for cell in cells]
         return
     try:
         with sheet.path.open(encoding=sheet.encoding, errors="replace", newline="") as f:
@@ -306,7 +301,7 @@ def _check_header(sheet: _Sheet, config: ContactsConfig, source: Path | None,
                   header_row: int, names: list[str]) -> None:
     problems = []
     for name in dict.fromkeys(n for n in names if n and names.count(n) > 1):
-        where = " and ".join(_letter(i) for i, n in enumerate(names) if n == name)
+        where = " and ".join(workbook.column_letter(i) for i, n in enumerate(names) if n == name)
         problems.append(located(sheet.path, f"row {header_row}", f"the column name {name!r} "
                                 f"is used more than once (columns {where})",
                                 "Give every column a different name"))
@@ -327,11 +322,6 @@ def _missing_column(sheet: _Sheet, source: Path | None, key: str, wanted: str,
            else f"Set contacts.{key} to one of them, or rename the column in the sheet")
     return located(source or sheet.path, f"contacts.{key}", f"no column {wanted!r} in "
                    f"{sheet.path.name}; the columns are: {', '.join(named)}", fix)
-
-
-def _letter(index: int) -> str:
-    """The spreadsheet letter of a 0-based column index (0 → A)."""
-    return get_column_letter(index + 1)
 
 
 def _suppression_column(cells: list[str], phone_column: str) -> int:
@@ -418,9 +408,9 @@ def _refuse_unnamed(sheet: _Sheet, header_row: int, column: pa.ChunkedArray,
                     numbers: np.ndarray, index: int) -> None:
     filled = pc.is_valid(column).to_numpy(zero_copy_only=False)
     if filled.any():
-        row = numbers[filled.argmax()]
-        raise CampaignError(located(sheet.path, f"row {row}, column {_letter(index)}",
-                                    f"this cell has data but column {_letter(index)} has no "
+        row, letter = numbers[filled.argmax()], workbook.column_letter(index)
+        raise CampaignError(located(sheet.path, f"row {row}, column {letter}",
+                                    f"this cell has data but column {letter} has no "
                                     f"name in the header (row {header_row})",
                                     "Give the column a name, or delete the column"))
 
@@ -444,7 +434,7 @@ def _extra_problem(extra: list[str | None], width: int) -> str | None:
     filled = [(i, c.strip()) for i, c in enumerate(extra, start=width) if c and not c.isspace()]
     if not filled:
         return None
-    shown = ", ".join(f"{_letter(i)}: {cell!r}" for i, cell in filled[:3])
+    shown = ", ".join(f"{workbook.column_letter(i)}: {cell!r}" for i, cell in filled[:3])
     return (f"this row has data right of the last named column ({shown}); a value may hold "
             "an unquoted separator, or the column needs a name in the header")
 
@@ -548,40 +538,8 @@ def _with_odd_rows(sheet: _Sheet, table: pa.Table, numbers: np.ndarray,
 # -- XLSX ---------------------------------------------------------------------------------
 
 
-def _xlsx_rows(sheet: _Sheet) -> Iterator[tuple[int, tuple[object, ...]]]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            book = openpyxl.load_workbook(sheet.path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
-        raise CampaignError(located(sheet.path, None, f"cannot open this file as an Excel "
-                                    f"workbook ({type(exc).__name__}: {exc})", "Save it again "
-                                    f"from Excel as .xlsx, or export it as CSV; {sheet.key} "
-                                    "names it")) from None
-    try:
-        worksheet = _worksheet(sheet, book)
-        worksheet.reset_dimensions()
-        yield from enumerate(worksheet.iter_rows(values_only=True), start=1)
-    except CampaignError:
-        raise
-    except Exception as exc:  # a damaged worksheet part
-        raise _unreadable(sheet, exc) from None
-    finally:
-        book.close()
-
-
-def _worksheet(sheet: _Sheet, book: openpyxl.Workbook) -> Any:
-    names = [ws.title for ws in book.worksheets]
-    if sheet.sheet is None:
-        return book.worksheets[0]
-    if sheet.sheet not in names:
-        guess = difflib.get_close_matches(sheet.sheet, names, n=1)
-        fix = f"Did you mean {guess[0]!r}?" if guess else "Set contacts.sheet to one of them"
-        raise CampaignError(located(sheet.source or sheet.path, "contacts.sheet",
-                                    f"no sheet {sheet.sheet!r} "
-                                    f"in {sheet.path.name}; its sheets are: {', '.join(names)}",
-                                    fix))
-    return book[sheet.sheet]
+def _xlsx_rows(sheet: _Sheet) -> Iterator[tuple[int, list[str | None]]]:
+    return workbook.rows(sheet.path, sheet.key, sheet.sheet, sheet.source)
 
 
 def _xlsx_pieces(sheet: _Sheet, width: int) -> Iterator[_Piece]:
@@ -591,7 +549,7 @@ def _xlsx_pieces(sheet: _Sheet, width: int) -> Iterator[_Piece]:
     for number, values in _xlsx_rows(sheet):
         if all(v is None for v in values):
             continue
-        cells, problem = _fit([None if v is None else _cell_text(v) for v in values], width)
+        cells, problem = _fit(values, width)
         rows.append(cells)
         numbers.append(number)
         if problem:
@@ -601,19 +559,3 @@ def _xlsx_pieces(sheet: _Sheet, width: int) -> Iterator[_Piece]:
             rows, numbers, problems = [], [], {}
     if rows:
         yield _table(rows, width), np.array(numbers, dtype=np.int64), problems
-
-
-def _cell_text(value: object) -> str:
-    """A cell's value as the text a person sees (numbers without a spurious ".0")."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        integral = value.is_integer() and abs(value) < _EXCEL_INT
-        return str(int(value)) if integral else repr(value)
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == time() else value.isoformat(" ")
-    if isinstance(value, date | time):
-        return value.isoformat()
-    return str(value)
