@@ -27,10 +27,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def clock() -> Clock:

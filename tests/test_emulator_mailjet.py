@@ -20,10 +20,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FLIGHT = "Have a nice SMS flight with Mailjet !"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class Clock:
     now = 1033552800.0

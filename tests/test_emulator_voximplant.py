@@ -22,10 +22,6 @@ SOURCE = "447443332211"
 API = "https://api.voximplant.com/platform_api"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture(scope="module")
 def key() -> rsa.RSAPrivateKey:

@@ -29,10 +29,6 @@ US, CA, US2 = "+12015550123", "+14165550123", "+16203221059"
 STATE = EmulatorState("mailersend", default_rate=DEFAULT_RATE)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:

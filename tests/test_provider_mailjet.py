@@ -27,10 +27,6 @@ START = 1_700_000_000.0
 HELLO = Message(2, "+4512345678", "Hej Åse, 20% rabat i dag 😀")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class Clock:
     def __init__(self) -> None:

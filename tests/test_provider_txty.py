@@ -24,10 +24,6 @@ STATE = EmulatorState("txty")
 HI = Message(7, "+4512345678", "Hej Anna, vi ses i morgen!")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:

@@ -36,10 +36,6 @@ ACCOUNT_ID = 4242
 KEY_ID = "0f9e1c2d-key"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @dataclass(frozen=True)
 class Keys:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_limiter import most_in_a_window
 
 from batchsms.cli import main
 from batchsms.dryrun import dry_run
@@ -134,17 +135,6 @@ def journal_counts(reports: Path, name: str = "spring") -> dict[str, int]:
         return journal.counts()
     finally:
         journal.close()
-
-
-def max_in_window(times: list[float], per: float) -> int:
-    """The most timestamps that fall in any half-open window [t, t + per)."""
-    times = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= per:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 # -- the emulators and sending ---------------------------------------------------------------
@@ -323,7 +313,7 @@ async def test_one_per_request_provider_never_exceeds_the_rate_in_any_window(emu
 
     assert result.stats.sent == 45 and result.stats.requests == 45
     times = [r.at for r in send_requests(state, "mailjet")]
-    assert max_in_window(times, 1.0) == 20  # held, and reached: the limiter is not idle
+    assert most_in_a_window(times, 1.0) == 20  # held, and reached: the limiter is not idle
     assert max(times) - min(times) >= 2.0  # 45 at 20 per second take more than two windows
     assert len(state.records) == 45
 
@@ -339,7 +329,7 @@ async def test_mailersend_holds_a_campaign_rate_over_every_window(emulators, tmp
     assert result.stats.sent == 14 and result.stats.requests == 7
     assert max(len(b["to"]) for b in mailersend_bodies(state)) == 2
     times = [r.at for r in send_requests(state, "mailersend")]
-    assert max_in_window(times, 1.0) == 5
+    assert most_in_a_window(times, 1.0) == 5
     assert received(state) == planned(campaign, reports)
 
 
