@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+
+from batchsms.providers.transport import AiohttpTransport, HttpxTransport, Timeouts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +34,17 @@ def campaign_dir(tmp_path: Path):
         return path
 
     return write
+
+
+@asynccontextmanager
+async def network(read: float = 2.0, connect: float = 1.0) -> AsyncIterator[AiohttpTransport]:
+    """The transport real sends use (aiohttp), with short timeouts for tests."""
+    async with AiohttpTransport(Timeouts(read=read, connect=connect)) as transport:
+        yield transport
+
+
+@asynccontextmanager
+async def over_httpx(**options: Any) -> AsyncIterator[HttpxTransport]:
+    """A transport over an ``httpx.AsyncClient(**options)`` (mock, ASGI or event hooks)."""
+    async with httpx.AsyncClient(**options) as client:
+        yield HttpxTransport(client)

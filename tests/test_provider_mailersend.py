@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 import anyio
 import httpx
 import pytest
+from conftest import network, over_httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.errors import CampaignError
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.mailersend import MailerSendClient, create
+from batchsms.providers.transport import Transport
 
 KEY = "mlsn.0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 SENDER = "+12025550100"
@@ -29,6 +31,13 @@ US, CA, US2 = "+12015550123", "+14165550123", "+16203221059"
 STATE = EmulatorState("mailersend", default_rate=DEFAULT_RATE)
 
 
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[httpx.AsyncClient]:
+    """Plain httpx, for what the emulator itself answers."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
+        yield client
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
@@ -49,13 +58,20 @@ def outgoing() -> list[httpx.Request]:
 
 
 @pytest.fixture
-async def http(outgoing: list[httpx.Request]) -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[Transport]:
+    async with network() as transport:
+        yield transport
+
+
+@pytest.fixture
+async def hooked(outgoing: list[httpx.Request]) -> AsyncIterator[Transport]:
+    """Over httpx, which shows the requests it builds (in ``outgoing``)."""
     async def keep(request: httpx.Request) -> None:
         outgoing.append(request)
 
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0),
-                                 event_hooks={"request": [keep]}) as client:
-        yield client
+    async with over_httpx(timeout=httpx.Timeout(2.0, connect=1.0),
+                          event_hooks={"request": [keep]}) as transport:
+        yield transport
 
 
 @pytest.fixture
@@ -63,7 +79,7 @@ def since() -> datetime:
     return datetime.now(UTC) - timedelta(seconds=1)
 
 
-def mailersend(http: httpx.AsyncClient, url: str, key: str = KEY,
+def mailersend(http: Transport, url: str, key: str = KEY,
                sender: str = SENDER) -> MailerSendClient:
     return MailerSendClient(http, key, sender, url)
 
@@ -82,10 +98,10 @@ def secret_free(results: list[Result]) -> bool:
 
 
 @pytest.mark.anyio
-async def test_equal_texts_go_out_as_one_plain_request(state, http, url, outgoing):
+async def test_equal_texts_go_out_as_one_plain_request(state, hooked, url, outgoing):
     batch = [Message(2, US, "Sale today: 20% off!"), Message(3, CA, "Sale today: 20% off!")]
 
-    results = await mailersend(http, url).send(batch)
+    results = await mailersend(hooked, url).send(batch)
 
     assert [(r.key, r.outcome) for r in results] == [(2, Outcome.SENT), (3, Outcome.SENT)]
     [request] = state.requests
@@ -230,13 +246,13 @@ async def test_an_account_without_api_access_fails_with_a_stop(state, http, url)
 
 @pytest.mark.anyio
 async def test_the_rate_limit_answers_429_with_its_headers_and_the_client_waits(
-        state, http, url):
+        raw: httpx.AsyncClient,         state, http, url):
     state.rate = (2, 60.0)
     client = mailersend(http, url)
     for key in (1, 2):
         assert (await client.send([Message(key, US, "a")]))[0].outcome is Outcome.SENT
 
-    response = await http.post(f"{url}/v1/sms", headers={"Authorization": f"Bearer {KEY}"},
+    response = await raw.post(f"{url}/v1/sms", headers={"Authorization": f"Bearer {KEY}"},
                                json={"from": SENDER, "to": [US], "text": "a"})
     [throttled] = await client.send([Message(3, US, "a")])
     state.config["retry_after"] = 7
@@ -293,7 +309,7 @@ async def test_an_unknown_outcome_is_resolved_by_lookup(state, url, since, kind)
     state.config["status_step"] = 100
     state.add_fault(Fault(kind, nth=1, delay=1.0))
     message = Message(5, US, "Your table for two is booked {{ 8pm }}")
-    async with httpx.AsyncClient(timeout=httpx.Timeout(0.3, connect=1.0)) as http:
+    async with network(read=0.3) as http:
         client = mailersend(http, url)
         [result] = await client.send([message])
         found = await client.lookup(message, None, since)
@@ -382,7 +398,7 @@ async def test_an_unusable_base_url_fails_with_a_stop(http):
 async def test_the_sandbox_sends_in_process_without_credentials():
     config = ProviderConfig(name="mailersend", sender=SENDER, sandbox=True)
     app, env = sandbox(config)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+    async with over_httpx(transport=httpx.ASGITransport(app=app)) as http:
         client = create(config, env, http)
         results = await client.send([Message(1, US, "Hi {{ you }}"), Message(2, CA, "Hi")])
         app.state.emulator.add_fault(Fault(FaultKind.ACCEPT_THEN_DROP, nth=1))
@@ -407,7 +423,7 @@ def test_any_texts_arrive_exactly_as_given(words):
         zip([US, CA, US2], words, strict=False))]
 
     async def scenario() -> list[Result]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+        async with over_httpx(transport=httpx.ASGITransport(app=app)) as http:
             return await create(config, env, http).send(batch)
 
     app, env = sandbox(config)

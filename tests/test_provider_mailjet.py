@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from conftest import network, over_httpx
 
 from batchsms.config import ProviderConfig
 from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, ScriptedOutcome
@@ -18,6 +19,7 @@ from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.errors import CampaignError
 from batchsms.providers.base import Message, Outcome
 from batchsms.providers.mailjet import MailjetClient, create
+from batchsms.providers.transport import Transport
 
 pytestmark = pytest.mark.anyio
 
@@ -43,6 +45,13 @@ class Served:
     clock: Clock
 
 
+
+@pytest.fixture
+async def raw() -> AsyncIterator[httpx.AsyncClient]:
+    """Plain httpx, for what the emulator itself answers."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
+        yield client
+
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     clock = Clock()
@@ -65,16 +74,23 @@ def wire() -> list[httpx.Request]:
 
 
 @pytest.fixture
-async def http(wire: list[httpx.Request]) -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[Transport]:
+    async with network() as transport:
+        yield transport
+
+
+@pytest.fixture
+async def hooked(wire: list[httpx.Request]) -> AsyncIterator[Transport]:
+    """Over httpx, which shows the requests it builds (in ``wire``)."""
     async def keep(request: httpx.Request) -> None:
         wire.append(request)
 
-    timeout = httpx.Timeout(2.0, connect=1.0)
-    async with httpx.AsyncClient(timeout=timeout, event_hooks={"request": [keep]}) as client:
-        yield client
+    async with over_httpx(timeout=httpx.Timeout(2.0, connect=1.0),
+                          event_hooks={"request": [keep]}) as transport:
+        yield transport
 
 
-def client(http: httpx.AsyncClient, emulator: Served, token: str = TOKEN,
+def client(http: Transport, emulator: Served, token: str = TOKEN,
            sender: str = SENDER) -> MailjetClient:
     return MailjetClient(http, token, sender, emulator.url)
 
@@ -91,8 +107,8 @@ def provider_config(**options: object) -> ProviderConfig:
 
 
 async def test_send_posts_one_json_message_with_bearer_token(
-        emulator: Served, http: httpx.AsyncClient, wire: list[httpx.Request]) -> None:
-    [result] = await client(http, emulator).send([HELLO])
+        emulator: Served, hooked: Transport, wire: list[httpx.Request]) -> None:
+    [result] = await client(hooked, emulator).send([HELLO])
 
     [request] = wire
     assert (request.method, request.url.path) == ("POST", "/v4/sms-send")
@@ -108,7 +124,7 @@ async def test_send_posts_one_json_message_with_bearer_token(
 
 
 async def test_the_emulator_records_exactly_one_message_with_exactly_the_text(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     long_text = "ж" * 71
     await client(http, emulator).send([HELLO])
     [result] = await client(http, emulator).send([Message(3, "+33612345678", long_text)])
@@ -124,7 +140,7 @@ async def test_send_keys_are_read_whatever_their_casing() -> None:
     body = {"messageID": 77, "SMSCount": 2, "cost": {"value": 0.1, "CURRENCY": "GBP"},
             "status": {"code": 1, "name": "sent_pending"}}
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
-    async with httpx.AsyncClient(transport=transport) as http:
+    async with over_httpx(transport=transport) as http:
         [result] = await MailjetClient(http, TOKEN, SENDER).send([HELLO])
     assert (result.outcome, result.message_id, result.segments) == (Outcome.SENT, "77", 2)
     assert (result.cost, result.currency, result.status) == (Decimal("0.1"), "GBP",
@@ -132,7 +148,7 @@ async def test_send_keys_are_read_whatever_their_casing() -> None:
 
 
 async def test_an_empty_batch_sends_nothing_and_two_messages_are_refused(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     mailjet = client(http, emulator)
     assert await mailjet.send([]) == []
     with pytest.raises(ValueError, match="one message per request"):
@@ -144,7 +160,7 @@ async def test_an_empty_batch_sends_nothing_and_two_messages_are_refused(
 
 
 async def test_the_documented_send_example_gets_the_documented_answer(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        raw: httpx.AsyncClient,         emulator: Served, http: Transport) -> None:
     # Request and response copied from shared/providers/mailjet-send-sms.md.
     request = """{
     "Text": "Have a nice SMS flight with Mailjet !",
@@ -159,7 +175,7 @@ async def test_the_documented_send_example_gets_the_documented_answer(
     }
     emulator.clock.now = 1521626400
     emulator.state.config.update(status="sent", sent_after=2)
-    response = await http.post(f"{emulator.url}/v4/sms-send", content=request, headers={
+    response = await raw.post(f"{emulator.url}/v4/sms-send", content=request, headers={
         "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
 
     assert response.status_code == 200
@@ -170,9 +186,9 @@ async def test_the_documented_send_example_gets_the_documented_answer(
 
 
 async def test_an_unsupported_country_answers_as_recorded_by_mailjets_java_sdk(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        raw: httpx.AsyncClient,         emulator: Served, http: Transport) -> None:
     # mailjet-apiv3-java SendSmsIT: a Ukrainian number, asserted against the live API.
-    response = await http.post(f"{emulator.url}/v4/sms-send", headers={
+    response = await raw.post(f"{emulator.url}/v4/sms-send", headers={
         "Authorization": f"Bearer {TOKEN}"}, json={
         "From": "MJPilot", "To": "+380507363100", "Text": "Have a nice SMS flight with Mailjet!"})
 
@@ -186,14 +202,14 @@ async def test_an_unsupported_country_answers_as_recorded_by_mailjets_java_sdk(
 
 
 async def test_an_unsupported_country_fails_that_recipient_only(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     [result] = await client(http, emulator).send([Message(5, "+380507363100", "Hi")])
     assert (result.outcome, result.stop) == (Outcome.FAILED, None)
     assert result.error == "sms-0002 Unsupported country code. (To)"
 
 
 async def test_a_text_over_five_parts_fails_with_mj_0006(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     [result] = await client(http, emulator).send([Message(1, "+4512345678", "a" * 766)])
     assert (result.outcome, result.stop) == (Outcome.FAILED, None)
     assert result.error == ("mj-0006 Characters limit exceeded for the property. "
@@ -202,7 +218,7 @@ async def test_a_text_over_five_parts_fails_with_mj_0006(
 
 @pytest.mark.parametrize(("sender", "code"), [("AB", "mj-0020"), ("ABCDEFGHIJKL", "mj-0006")])
 async def test_a_refused_sender_stops_the_campaign(
-        emulator: Served, http: httpx.AsyncClient, sender: str, code: str) -> None:
+        emulator: Served, http: Transport, sender: str, code: str) -> None:
     [result] = await client(http, emulator, sender=sender).send([HELLO])
     assert result.outcome is Outcome.FAILED
     assert result.error is not None and result.error.startswith(code)
@@ -217,7 +233,7 @@ async def test_a_refused_sender_stops_the_campaign(
     ({"access": False}, "mj-0021 You do not have access to this resource.", "master account"),
 ])
 async def test_account_problems_stop_the_campaign(
-        emulator: Served, http: httpx.AsyncClient, account: dict[str, object], code: str,
+        emulator: Served, http: Transport, account: dict[str, object], code: str,
         advice: str) -> None:
     emulator.state.accounts[TOKEN] = make_account({"credential": TOKEN, **account})
     [result] = await client(http, emulator).send([HELLO])
@@ -227,7 +243,7 @@ async def test_account_problems_stop_the_campaign(
 
 
 async def test_the_daily_part_counter_refuses_then_resets_the_next_day(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     emulator.state.accounts[TOKEN] = make_account({"credential": TOKEN, "daily_limit": 3})
     mailjet = client(http, emulator)
     two_parts = Message(1, "+4512345678", "b" * 200)
@@ -240,7 +256,7 @@ async def test_the_daily_part_counter_refuses_then_resets_the_next_day(
 
 
 async def test_a_wrong_token_stops_naming_the_variable_and_never_the_token(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     wrong = "mj-wrong-token-abcdef"
     config = provider_config(base_url=emulator.url, env={"MAILJET_SMS_TOKEN": "ACME_MJ"})
     mailjet = create(config, {"MAILJET_SMS_TOKEN": wrong}, http)
@@ -251,14 +267,14 @@ async def test_a_wrong_token_stops_naming_the_variable_and_never_the_token(
 
 
 async def test_a_wrong_base_url_stops_the_campaign(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     mailjet = MailjetClient(http, TOKEN, SENDER, f"{emulator.url}/api")
     [result] = await mailjet.send([HELLO])
     assert result.outcome is Outcome.FAILED
     assert result.stop is not None and "provider.base_url" in result.stop
 
 
-async def test_create_without_a_token_names_the_variable(http: httpx.AsyncClient) -> None:
+async def test_create_without_a_token_names_the_variable(http: Transport) -> None:
     with pytest.raises(CampaignError, match="MAILJET_SMS_TOKEN"):
         create(provider_config(), {}, http)
 
@@ -267,12 +283,12 @@ async def test_create_without_a_token_names_the_variable(http: httpx.AsyncClient
 
 
 async def test_the_rate_limit_answers_an_html_429_and_the_client_may_resend(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        raw: httpx.AsyncClient,         emulator: Served, http: Transport) -> None:
     emulator.state.rate = (1, 1.0)
     mailjet = client(http, emulator)
     [first] = await mailjet.send([HELLO])
     [second] = await mailjet.send([HELLO])
-    raw = await http.post(f"{emulator.url}/v4/sms-send", json={},
+    raw = await raw.post(f"{emulator.url}/v4/sms-send", json={},
                           headers={"Authorization": f"Bearer {TOKEN}"})
 
     assert (first.outcome, second.outcome) == (Outcome.SENT, Outcome.THROTTLED)
@@ -283,7 +299,7 @@ async def test_the_rate_limit_answers_an_html_429_and_the_client_may_resend(
     assert len(emulator.state.records) == 1
 
 
-async def test_a_json_429_is_throttling_too(emulator: Served, http: httpx.AsyncClient) -> None:
+async def test_a_json_429_is_throttling_too(emulator: Served, http: Transport) -> None:
     emulator.state.rate = (0, 1.0)
     emulator.state.config["throttle_body"] = "json"
     [result] = await client(http, emulator).send([HELLO])
@@ -293,7 +309,7 @@ async def test_a_json_429_is_throttling_too(emulator: Served, http: httpx.AsyncC
 async def test_a_retry_after_header_is_passed_on() -> None:
     transport = httpx.MockTransport(
         lambda request: httpx.Response(429, headers={"Retry-After": "7"}, text="slow down"))
-    async with httpx.AsyncClient(transport=transport) as http:
+    async with over_httpx(transport=transport) as http:
         [result] = await MailjetClient(http, TOKEN, SENDER).send([HELLO])
     assert (result.outcome, result.retry_after) == (Outcome.THROTTLED, 7.0)
 
@@ -309,8 +325,7 @@ async def test_a_retry_after_header_is_passed_on() -> None:
 async def test_every_fault_is_classified_and_a_recorded_one_is_found_by_lookup(
         emulator: Served, kind: FaultKind, outcome: Outcome) -> None:
     emulator.state.add_fault(Fault(kind, nth=1, delay=0.6))
-    timeout = httpx.Timeout(0.3, connect=1.0)
-    async with httpx.AsyncClient(timeout=timeout) as http:
+    async with network(read=0.3) as http:
         mailjet = client(http, emulator)
         [result] = await mailjet.send([HELLO])
         found = await mailjet.lookup(HELLO, None, since(emulator))
@@ -328,7 +343,7 @@ async def test_every_fault_is_classified_and_a_recorded_one_is_found_by_lookup(
 
 
 async def test_a_5xx_is_unknown_and_shows_mailjets_message(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     emulator.state.add_fault(Fault(FaultKind.ERROR, nth=1, status=503))
     [result] = await client(http, emulator).send([HELLO])
     assert (result.outcome, result.error) == (Outcome.UNKNOWN, "HTTP 503 Internal server error")
@@ -336,13 +351,13 @@ async def test_a_5xx_is_unknown_and_shows_mailjets_message(
 
 async def test_an_unparseable_2xx_is_unknown() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, text="<html>OK</html>"))
-    async with httpx.AsyncClient(transport=transport) as http:
+    async with over_httpx(transport=transport) as http:
         [result] = await MailjetClient(http, TOKEN, SENDER).send([HELLO])
     assert result.outcome is Outcome.UNKNOWN
 
 
 async def test_a_closed_port_is_throttled_because_nothing_was_sent(
-        http: httpx.AsyncClient) -> None:
+        http: Transport) -> None:
     mailjet = MailjetClient(http, TOKEN, SENDER, f"http://127.0.0.1:{free_port()}")
     [result] = await mailjet.send([HELLO])
     assert result.outcome is Outcome.THROTTLED
@@ -353,7 +368,7 @@ async def test_a_closed_port_is_throttled_because_nothing_was_sent(
 
 
 async def test_lookup_by_id_follows_the_status_as_time_passes(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     mailjet = client(http, emulator)
     [sent] = await mailjet.send([HELLO])
     states = []
@@ -367,7 +382,7 @@ async def test_lookup_by_id_follows_the_status_as_time_passes(
 
 
 async def test_lookup_reports_a_scripted_delivery_failure_as_its_status(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     emulator.state.scripts[HELLO.to] = Script(ScriptedOutcome.FAIL, "rejected_dnd")
     mailjet = client(http, emulator)
     [sent] = await mailjet.send([HELLO])
@@ -377,7 +392,7 @@ async def test_lookup_reports_a_scripted_delivery_failure_as_its_status(
 
 
 async def test_lookup_of_a_message_rejected_for_funds_stops_the_campaign(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     emulator.state.scripts[HELLO.to] = Script(ScriptedOutcome.FAIL, "15")
     mailjet = client(http, emulator)
     start = since(emulator)
@@ -390,8 +405,8 @@ async def test_lookup_of_a_message_rejected_for_funds_stops_the_campaign(
 
 
 async def test_lookup_of_a_never_sent_message_is_unknown(
-        emulator: Served, http: httpx.AsyncClient, wire: list[httpx.Request]) -> None:
-    mailjet = client(http, emulator)
+        emulator: Served, hooked: Transport, wire: list[httpx.Request]) -> None:
+    mailjet = client(hooked, emulator)
     await mailjet.send([Message(9, "+4587654321", "Not this one")])
     found = await mailjet.lookup(HELLO, "no-such-id", since(emulator))
 
@@ -405,7 +420,7 @@ async def test_lookup_of_a_never_sent_message_is_unknown(
 
 
 async def test_lookup_ignores_messages_sent_before_since(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     mailjet = client(http, emulator)
     await mailjet.send([HELLO])
     emulator.clock.now += 60
@@ -414,7 +429,7 @@ async def test_lookup_ignores_messages_sent_before_since(
 
 
 async def test_lookup_with_a_wrong_token_is_unknown_and_stops(
-        emulator: Served, http: httpx.AsyncClient) -> None:
+        emulator: Served, http: Transport) -> None:
     found = await client(http, emulator, token="nope-token").lookup(HELLO, "x", since(emulator))
     assert (found.outcome, found.error) == (Outcome.UNKNOWN, "mj-0015 Not authorised.")
     assert found.stop is not None and "MAILJET_SMS_TOKEN" in found.stop
@@ -429,7 +444,7 @@ async def test_the_sandbox_sends_in_process_without_network_or_credentials() -> 
     state: EmulatorState = app.state.emulator
     state.add_fault(Fault(FaultKind.ACCEPT_THEN_DROP, nth=2))
     messages = [Message(k, f"+451234567{k}", f"Hi {k}") for k in range(3)]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+    async with over_httpx(transport=httpx.ASGITransport(app=app)) as http:
         mailjet = create(config, env, http)
         results = [(await mailjet.send([m]))[0] for m in messages]
         found = await mailjet.lookup(messages[1], None,

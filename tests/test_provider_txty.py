@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 import anyio
 import httpx
 import pytest
+from conftest import network, over_httpx
 
 from batchsms.config import ProviderConfig
 from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, ScriptedOutcome
@@ -17,6 +18,7 @@ from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.emulator.txty import create_app, make_account, sandbox
 from batchsms.errors import CampaignError
 from batchsms.providers.base import Message, Outcome
+from batchsms.providers.transport import Transport
 from batchsms.providers.txty import TxtyClient, create
 
 USER, KEY = "acme", "s3cr3t-Key-9"
@@ -24,6 +26,13 @@ STATE = EmulatorState("txty")
 HI = Message(7, "+4512345678", "Hej Anna, vi ses i morgen!")
 
 
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[httpx.AsyncClient]:
+    """Plain httpx, for what the emulator itself answers."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
+        yield client
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
@@ -39,12 +48,12 @@ def state(url: str) -> EmulatorState:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
-        yield client
+async def http() -> AsyncIterator[Transport]:
+    async with network() as transport:
+        yield transport
 
 
-def txty(http: httpx.AsyncClient, url: str, **options: object) -> TxtyClient:
+def txty(http: Transport, url: str, **options: object) -> TxtyClient:
     options.setdefault("sender", "Acme")
     return TxtyClient(http, USER, options.pop("key", KEY), base_url=f"{url}/api/4",
                       **options)  # type: ignore[arg-type]
@@ -80,20 +89,20 @@ async def test_success_is_one_form_post_with_the_key_out_of_the_url(state, http,
 
 
 @pytest.mark.anyio
-async def test_flash_is_sent_and_shown_in_the_outbox(state, http, url):
+async def test_flash_is_sent_and_shown_in_the_outbox(raw: httpx.AsyncClient, state, http, url):
     [result] = await txty(http, url, flash=True).send([HI])
 
     assert form(state.requests[0].body)["flash"] == "true"
-    outbox = (await http.get(f"{url}/api/4/view/outbox/api.json",
+    outbox = (await raw.get(f"{url}/api/4/view/outbox/api.json",
                              params={"user": USER, "key": KEY})).json()["outbox"]
     assert [(i["smsid"], i["flash"]) for i in outbox] == [(int(result.message_id), True)]
 
 
 @pytest.mark.anyio
-async def test_the_documented_success_example(state, http, url):
+async def test_the_documented_success_example(raw: httpx.AsyncClient, state, http, url):
     # shared/providers/txty-send-sms.html: "If no errors occurred, the response will be"
     query = "msisdn=4512345678&sender=You&text=This+text+is+on+the+way+to+you%21"
-    response = await http.get(f"{url}/api/4/sms/api.json?{query}&user={USER}&key={KEY}")
+    response = await raw.get(f"{url}/api/4/sms/api.json?{query}&user={USER}&key={KEY}")
 
     documented = {"status": "success", "success": "SMS_SENT",
                   "sms": {"smsid": 0, "cost": 0.2, "chars-count": 31, "msg-count": 1}}
@@ -106,9 +115,9 @@ async def test_the_documented_success_example(state, http, url):
 
 
 @pytest.mark.anyio
-async def test_the_documented_error_example(state, http, url):
+async def test_the_documented_error_example(raw: httpx.AsyncClient, state, http, url):
     # shared/providers/txty-send-sms.html: "Should an error occur ... 'error'"
-    response = await http.post(f"{url}/api/4/sms/api.json",
+    response = await raw.post(f"{url}/api/4/sms/api.json",
                                data={"user": USER, "key": KEY, "sender": "You", "text": "x"})
 
     assert response.status_code == 200
@@ -120,9 +129,9 @@ async def test_the_documented_error_example(state, http, url):
 
 
 @pytest.mark.anyio
-async def test_outbox_items_have_the_documented_fields(state, http, url):
+async def test_outbox_items_have_the_documented_fields(raw: httpx.AsyncClient, state, http, url):
     await txty(http, url).send([HI])
-    response = await http.post(f"{url}/api/4/view/outbox/api.json",
+    response = await raw.post(f"{url}/api/4/view/outbox/api.json",
                                data={"user": USER, "key": KEY, "search": "4512345678"})
 
     body = response.json()
@@ -199,20 +208,20 @@ async def test_the_daily_limit_stops_the_campaign(state, http, url):
 
 
 @pytest.mark.anyio
-async def test_a_long_unicode_text_costs_per_part(state, http, url):
+async def test_a_long_unicode_text_costs_per_part(raw: httpx.AsyncClient, state, http, url):
     text = "Grüße 😀 " * 10  # UCS-2, 90 characters: 2 parts
     [result] = await txty(http, url).send([Message(1, "+447700900123", text)])
 
     assert (result.segments, result.cost) == (2, Decimal("1.1"))
-    prices = (await http.post(f"{url}/api/4/view/yourprices/api.json",
+    prices = (await raw.post(f"{url}/api/4/view/yourprices/api.json",
                               data={"user": USER, "key": KEY})).json()["yourprices"]
     assert prices["credit"]["balance"] == pytest.approx(98.9)
 
 
 @pytest.mark.anyio
-async def test_a_wrong_key_stops_without_leaking_it(state, http, url):
+async def test_a_wrong_key_stops_without_leaking_it(raw: httpx.AsyncClient, state, http, url):
     wrong = "Wrong-Key-77"
-    raw = await http.post(f"{url}/api/4/sms/api.json",
+    raw = await raw.post(f"{url}/api/4/sms/api.json",
                           data={"user": USER, "key": wrong, "msisdn": "4512345678"})
     [result] = await txty(http, url, key=wrong).send([HI])
 
@@ -237,13 +246,14 @@ async def test_create_names_the_variables_the_user_chose(state, http, url):
 
 
 @pytest.mark.anyio
-async def test_the_rate_limit_answers_429_with_retry_after(state, http, url):
+async def test_the_rate_limit_answers_429_with_retry_after(
+        raw: httpx.AsyncClient, state, http, url):
     state.rate = (1, 60.0)
     state.config["retry_after"] = 7
     client = txty(http, url)
 
     first, second = [(await client.send([HI]))[0] for _ in range(2)]
-    raw = await http.post(f"{url}/api/4/sms/api.json",
+    raw = await raw.post(f"{url}/api/4/sms/api.json",
                           data={"user": USER, "key": KEY, "msisdn": "4512345678"})
 
     assert first.outcome is Outcome.SENT
@@ -276,7 +286,7 @@ async def test_each_fault_is_classified_and_lookup_tells_the_truth(
         state, url, kind, outcome, recorded):
     state.add_fault(Fault(kind, nth=1, status=503, delay=0.6))
     since = datetime.now(UTC)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(0.25, connect=1.0)) as http:
+    async with network(read=0.25) as http:
         client = txty(http, url)
         [result] = await client.send([HI])
         found = await client.lookup(HI, None, since)
@@ -376,7 +386,7 @@ async def test_an_unreadable_success_is_unknown():
     def html(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, html="<html>Maintenance</html>")
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(html)) as http:
+    async with over_httpx(transport=httpx.MockTransport(html)) as http:
         [result] = await TxtyClient(http, USER, KEY, "Acme").send([HI])
 
     assert result.outcome is Outcome.UNKNOWN
@@ -384,16 +394,16 @@ async def test_an_unreadable_success_is_unknown():
 
 
 @pytest.mark.anyio
-async def test_xml_output_is_not_acceptable(state, http, url):
-    response = await http.get(f"{url}/api/4/sms/api.xml", params={"user": USER, "key": KEY})
+async def test_xml_output_is_not_acceptable(raw: httpx.AsyncClient, state, http, url):
+    response = await raw.get(f"{url}/api/4/sms/api.xml", params={"user": USER, "key": KEY})
 
     assert response.status_code == 406
 
 
 @pytest.mark.anyio
-async def test_accounts_through_the_control_interface(state, http, url):
-    await http.post(f"{url}/__emulator/reset")
-    created = await http.post(f"{url}/__emulator/accounts",
+async def test_accounts_through_the_control_interface(raw: httpx.AsyncClient, state, http, url):
+    await raw.post(f"{url}/__emulator/reset")
+    created = await raw.post(f"{url}/__emulator/accounts",
                               json={"credential": "shop:k3y", "senders": ["Shop"]})
     client = TxtyClient(http, "shop", "k3y", "Shop", base_url=f"{url}/api/4")
 
@@ -403,7 +413,7 @@ async def test_accounts_through_the_control_interface(state, http, url):
 
     assert created.status_code == 200
     assert (ok.outcome, other.outcome) == (Outcome.SENT, Outcome.FAILED)
-    records = (await http.get(f"{url}/__emulator/records")).json()
+    records = (await raw.get(f"{url}/__emulator/records")).json()
     assert [(r["to"], r["text"], r["cost"]) for r in records] == [(HI.to, HI.text, "0.20")]
 
 
@@ -422,7 +432,7 @@ async def test_the_sandbox_runs_in_process():
     emulator: EmulatorState = app.state.emulator
     emulator.add_fault(Fault(FaultKind.ACCEPT_THEN_DROP, nth=2))
     since = datetime.now(UTC)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+    async with over_httpx(transport=httpx.ASGITransport(app=app)) as http:
         client = create(config, env, http)
         first = await client.send([HI])
         second = await client.send([Message(8, "+4512345679", "B")])
@@ -442,7 +452,7 @@ async def test_a_key_echoed_anywhere_in_an_error_is_redacted():
         return httpx.Response(200, json={"status": "error", "error": f"KEY_{KEY}_REVOKED",
                                          "sms": {"sender": KEY, "key": KEY}})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(echo)) as http:
+    async with over_httpx(transport=httpx.MockTransport(echo)) as http:
         [result] = await TxtyClient(http, USER, KEY, "Acme").send([HI])
 
     assert result.outcome is Outcome.FAILED

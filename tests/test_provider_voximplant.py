@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from conftest import network, over_httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -22,6 +24,7 @@ from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, Scri
 from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.errors import CampaignError
 from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.transport import Transport
 from batchsms.providers.voximplant import (
     ServiceAccount,
     TokenCache,
@@ -56,6 +59,13 @@ def _pem(key: rsa.RSAPrivateKey) -> str:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode()
 
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[httpx.AsyncClient]:
+    """Plain httpx, for what the emulator itself answers."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
+        yield client
 
 @pytest.fixture(scope="module")
 def keys() -> Keys:
@@ -110,12 +120,15 @@ class Capture:
         return self.requests[-1].headers["authorization"].removeprefix("Bearer ")
 
 
-def _http(capture: Capture | None = None, read: float = 2.0) -> httpx.AsyncClient:
-    hooks = {"request": [capture]} if capture else {}
-    return httpx.AsyncClient(timeout=httpx.Timeout(read, connect=1.0), event_hooks=hooks)
+def _http(capture: Capture | None = None,
+          read: float = 2.0) -> AbstractAsyncContextManager[Transport]:
+    """The transport real sends use; over httpx when a test looks at the requests."""
+    if capture is None:
+        return network(read=read)
+    return over_httpx(timeout=httpx.Timeout(read, connect=1.0), event_hooks={"request": [capture]})
 
 
-def _client(http: httpx.AsyncClient, emu: Emulator, keys: Keys, *, sender: str = SENDER,
+def _client(http: Transport, emu: Emulator, keys: Keys, *, sender: str = SENDER,
             store_body: bool = False, clock: Callable[[], float] = time.time,
             account: ServiceAccount | None = None) -> VoximplantClient:
     return VoximplantClient(http, account or _account(keys), sender, base_url=emu.url,
@@ -277,12 +290,12 @@ async def test_errors_with_a_configured_4xx_status_are_classified_by_code(emu, k
 
 
 @pytest.mark.anyio
-async def test_rate_limit_answers_340_and_the_client_throttles(emu, keys):
+async def test_rate_limit_answers_340_and_the_client_throttles(raw: httpx.AsyncClient, emu, keys):
     emu.state.rate = (1, 60.0)
     async with _http() as http:
         client = _client(http, emu, keys)
         first, second = await _send(client, key=1), await _send(client, key=2)
-        raw = await http.post(f"{emu.url}/platform_api/SendSmsMessage",
+        raw = await raw.post(f"{emu.url}/platform_api/SendSmsMessage",
                               params={"source": SENDER, "destination": "447443332212",
                                       "sms_body": "x"},
                               headers={"Authorization": f"Bearer {_token(keys)}"})
@@ -515,7 +528,7 @@ async def test_auth_failure_names_a_renamed_variable(emu, keys, tmp_path):
 
 @pytest.mark.anyio
 async def test_missing_variable_names_it():
-    async with httpx.AsyncClient() as http:
+    async with network() as http:
         with pytest.raises(CampaignError, match="VOXIMPLANT_CREDENTIALS"):
             create(_config(), {}, http)
 
@@ -577,7 +590,7 @@ def test_inline_json_credentials_are_accepted_and_never_echoed(keys):
 @pytest.mark.anyio
 async def test_base_url_must_be_http(keys, tmp_path):
     env = {"VOXIMPLANT_CREDENTIALS": str(_credentials(tmp_path, keys))}
-    async with httpx.AsyncClient() as http:
+    async with network() as http:
         with pytest.raises(CampaignError, match=r"provider\.base_url"):
             create(_config(base_url="ftp://example.com"), env, http)
 
@@ -590,7 +603,7 @@ async def test_sandbox_sends_in_process_without_files_or_network():
     config = _config(sandbox=True)
     app, env = emulator.sandbox(config)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport) as http:
+    async with over_httpx(transport=transport) as http:
         client = create(config, env, http)
         since = datetime.now(UTC)
         sent = await _send(client, "Rehearsal")
@@ -606,6 +619,6 @@ async def test_sandbox_drop_in_process_is_unknown():
     config = _config(sandbox=True)
     app, env = emulator.sandbox(config)
     app.state.emulator.add_fault(Fault(FaultKind.ACCEPT_THEN_DROP, nth=1))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+    async with over_httpx(transport=httpx.ASGITransport(app=app)) as http:
         result = await _send(create(config, env, http))
     assert result.outcome is Outcome.UNKNOWN and "server disconnected" in result.error

@@ -49,7 +49,7 @@ class Result:
 
 
 class Provider(Protocol):
-    """A provider client bound to one account and one ``httpx.AsyncClient``."""
+    """A provider client bound to one account and one transport (``providers/transport.py``)."""
 
     rules: ProviderRules
 

@@ -13,6 +13,7 @@ from batchsms.config import ProviderConfig
 from batchsms.credentials import environment
 from batchsms.emulator.core import EmulatorState
 from batchsms.providers.base import Provider
+from batchsms.providers.transport import AiohttpTransport, HttpxTransport, Timeouts
 
 
 @dataclass(frozen=True)
@@ -21,18 +22,18 @@ class Connection:
     emulator: EmulatorState | None  # the in-process emulator when ``sandbox: true``
 
 
-def timeouts(config: ProviderConfig) -> httpx.Timeout:
+def timeouts(config: ProviderConfig) -> Timeouts:
     """A request may take ``provider.timeout`` seconds; connecting at most 5."""
-    return httpx.Timeout(config.timeout, connect=min(5.0, config.timeout))
+    return Timeouts(read=config.timeout, connect=min(5.0, config.timeout))
 
 
 @asynccontextmanager
 async def connect(config: ProviderConfig, environ: Mapping[str, str] | None = None,
                   max_connections: int = 100) -> AsyncIterator[Connection]:
-    """Open one shared ``httpx.AsyncClient`` and the provider's client on it.
+    """Open one shared transport (an aiohttp session) and the provider's client on it.
 
-    With ``sandbox: true`` the provider's emulator is mounted in process (httpx's ASGI
-    transport): no network and no credentials. Otherwise credentials come from the
+    With ``sandbox: true`` the provider's emulator is mounted in process (through httpx's
+    ASGI transport): no network and no credentials. Otherwise credentials come from the
     environment (or ``provider.env_file``); a missing one is a CampaignError naming it.
     """
     module = importlib.import_module(f"batchsms.providers.{config.name}")
@@ -40,11 +41,12 @@ async def connect(config: ProviderConfig, environ: Mapping[str, str] | None = No
     if config.sandbox:
         app, env = importlib.import_module(f"batchsms.emulator.{config.name}").sandbox(config)
         emulator = app.state.emulator
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=timeouts(config))
-    else:
-        env = environment(config, environ)
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=max_connections)
-        http = httpx.AsyncClient(timeout=timeouts(config), limits=limits)
-    async with http:
-        yield Connection(module.create(config, env, http), emulator)
+        limit = timeouts(config)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     timeout=httpx.Timeout(limit.read, connect=limit.connect)
+                                     ) as client:
+            yield Connection(module.create(config, env, HttpxTransport(client)), emulator)
+        return
+    env = environment(config, environ)
+    async with AiohttpTransport(timeouts(config), max_connections) as transport:
+        yield Connection(module.create(config, env, transport), emulator)

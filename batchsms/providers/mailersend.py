@@ -23,13 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from batchsms.config import ProviderConfig
 from batchsms.credentials import require
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import RULES, ProviderRules
+from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 BASE_URL = "https://api.mailersend.com"
 API_KEY = "MAILERSEND_API_KEY"
@@ -58,7 +57,7 @@ class MailerSendClient:
 
     rules: ProviderRules = RULES["mailersend"]
 
-    def __init__(self, http: httpx.AsyncClient, api_key: str, sender: str,
+    def __init__(self, http: Transport, api_key: str, sender: str,
                  base_url: str = BASE_URL, *, key_variable: str = API_KEY,
                  clock: Callable[[], float] = time.time) -> None:
         self._http = http
@@ -80,10 +79,10 @@ class MailerSendClient:
             return []
         chosen = _first_per_number(batch)
         messages = [batch[i] for i in chosen]
-        response = await wire.exchange(self._http, "POST", f"{self._base}/v1/sms",
+        response = await self._http.exchange("POST", f"{self._base}/v1/sms",
                                        json=_payload(self._sender, messages),
                                        headers=self._auth())
-        if isinstance(response, wire.NoAnswer):
+        if isinstance(response, NoAnswer):
             results = self._unanswered(messages, response)
         else:
             results = self._classify(response, messages)
@@ -112,7 +111,7 @@ class MailerSendClient:
                                      f"{since.isoformat()}")
 
     # -- sending ---------------------------------------------------------------------------
-    def _unanswered(self, batch: Sequence[Message], answer: wire.NoAnswer) -> list[Result]:
+    def _unanswered(self, batch: Sequence[Message], answer: NoAnswer) -> list[Result]:
         if answer.outcome is Outcome.THROTTLED:
             return _all(batch, answer.outcome, error=f"MailerSend not reached: {answer.name}")
         if answer.outcome is Outcome.FAILED:
@@ -120,7 +119,7 @@ class MailerSendClient:
         return _all(batch, answer.outcome, error=f"no complete answer from MailerSend: "
                                                  f"{answer.name}; the messages may have been sent")
 
-    def _classify(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
+    def _classify(self, response: Reply, batch: Sequence[Message]) -> list[Result]:
         status = response.status_code
         if response.is_success:
             return self._accepted(response, batch)
@@ -149,7 +148,7 @@ class MailerSendClient:
             return f"MailerSend has no SMS API at {self._base}/v1/sms: check provider.base_url"
         return None
 
-    def _accepted(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
+    def _accepted(self, response: Reply, batch: Sequence[Message]) -> list[Result]:
         message_id = response.headers.get("X-SMS-Message-Id", "").strip()
         if not message_id:
             return _all(batch, Outcome.UNKNOWN, error=f"HTTP {response.status_code} without "
@@ -163,7 +162,7 @@ class MailerSendClient:
             stop = _quota_stop(response)
         return _all(batch, Outcome.SENT, message_id=message_id, stop=stop)
 
-    def _invalid(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
+    def _invalid(self, response: Reply, batch: Sequence[Message]) -> list[Result]:
         errors = _json(response).get("errors")
         if not isinstance(errors, dict) or not errors:
             return _all(batch, Outcome.FAILED, error=self._describe(response))
@@ -194,7 +193,7 @@ class MailerSendClient:
                     "of your MailerSend account")
         return None
 
-    def _throttled(self, response: httpx.Response, batch: Sequence[Message]) -> list[Result]:
+    def _throttled(self, response: Reply, batch: Sequence[Message]) -> list[Result]:
         reason = self._describe(response)
         if _quota_left(response) == 0:
             return _all(batch, Outcome.FAILED, error=reason, stop=_quota_stop(response))
@@ -243,9 +242,9 @@ class MailerSendClient:
                 and entry.get("content") in (None, message.text, PERSONALIZED_TEXT))
 
     async def _get(self, path: str, params: Mapping[str, int | str]) -> dict[str, Any] | None:
-        response = await wire.exchange(self._http, "GET", f"{self._base}{path}", params=params,
+        response = await self._http.exchange("GET", f"{self._base}{path}", params=params,
                                        headers=self._auth())
-        if isinstance(response, wire.NoAnswer):
+        if isinstance(response, NoAnswer):
             raise wire.LookupFailed(f"MailerSend lookup failed: {response.name}")
         if response.status_code == 404:
             return None
@@ -261,17 +260,17 @@ class MailerSendClient:
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
 
-    def _describe(self, response: httpx.Response) -> str:
+    def _describe(self, response: Reply) -> str:
         message = _json(response).get("message") or response.text.strip()[:200]
         return wire.redact(f"HTTP {response.status_code}: {message or response.reason_phrase}",
                            self._key)
 
-    def _retry_after(self, response: httpx.Response) -> float | None:
+    def _retry_after(self, response: Reply) -> float | None:
         return wire.retry_after(response.headers.get("Retry-After"), self._clock())
 
 
 def create(config: ProviderConfig, env: Mapping[str, str],
-           http: httpx.AsyncClient) -> MailerSendClient:
+           http: Transport) -> MailerSendClient:
     """The MailerSend client for a campaign: the API token from ``env``, the sender and
     address from ``config``; a CampaignError naming the variable when the token is missing,
     or naming ``provider.base_url`` when that is not an http(s) URL."""
@@ -305,7 +304,7 @@ def _all(batch: Sequence[Message], outcome: Outcome, **fields: Any) -> list[Resu
     return [Result(m.key, outcome, **fields) for m in batch]
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def _json(response: Reply) -> dict[str, Any]:
     return wire.json_object(response.content) or {}
 
 
@@ -331,13 +330,13 @@ def _latest(entries: list[dict[str, Any]]) -> dict[str, Any]:
                                                     _STAGES.get(str(e.get("status")), -1)))
 
 
-def _quota_left(response: httpx.Response) -> int | None:
+def _quota_left(response: Reply) -> int | None:
     try:
         return int(response.headers.get("x-apiquota-remaining", ""))
     except ValueError:
         return None
 
 
-def _quota_stop(response: httpx.Response) -> str:
+def _quota_stop(response: Reply) -> str:
     reset = response.headers.get("x-apiquota-reset") or "midnight UTC"
     return f"MailerSend's daily API request quota is used up: run again after {reset}"

@@ -17,13 +17,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from batchsms.config import ProviderConfig
 from batchsms.credentials import require
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import RULES, ProviderRules
+from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 BASE_URL = "https://api.mailjet.com"
 TOKEN = "MAILJET_SMS_TOKEN"
@@ -42,7 +41,7 @@ class _Reply:
 
 
 class MailjetClient:
-    """A Mailjet SMS client for one token and one sender over an injected ``httpx`` client.
+    """A Mailjet SMS client for one token and one sender over an injected transport.
 
     ``token_variable`` names the environment variable the token came from; it appears in
     the instruction given when Mailjet refuses the token. The token itself never appears
@@ -51,7 +50,7 @@ class MailjetClient:
 
     rules: ProviderRules = RULES["mailjet"]
 
-    def __init__(self, http: httpx.AsyncClient, token: str, sender: str,
+    def __init__(self, http: Transport, token: str, sender: str,
                  base_url: str = BASE_URL, token_variable: str = TOKEN) -> None:
         self._http = http
         self._token = token
@@ -90,9 +89,9 @@ class MailjetClient:
     async def _send_one(self, message: Message) -> Result:
         url = f"{self._base}/v4/sms-send"
         payload = {"From": self._sender, "To": message.to, "Text": message.text}
-        answer = await wire.exchange(self._http, "POST", url, json=payload,
+        answer = await self._http.exchange("POST", url, json=payload,
                                      headers=self._auth())
-        if not isinstance(answer, wire.NoAnswer):
+        if not isinstance(answer, NoAnswer):
             return self._classify(message.key, _reply(answer), url)
         if answer.outcome is Outcome.THROTTLED:
             return Result(message.key, answer.outcome, error=f"Mailjet not reached: {answer.name}")
@@ -159,9 +158,9 @@ class MailjetClient:
         return min(matches, key=_created, default=None)
 
     async def _get(self, path: str, params: Mapping[str, str | int]) -> _Reply:
-        response = await wire.exchange(self._http, "GET", f"{self._base}{path}", params=params,
+        response = await self._http.exchange("GET", f"{self._base}{path}", params=params,
                                        headers=self._auth())
-        if isinstance(response, wire.NoAnswer):
+        if isinstance(response, NoAnswer):
             raise wire.LookupFailed(f"Mailjet lookup failed: {response.name}")
         reply = _reply(response)
         if reply.status in (401, 403):
@@ -202,7 +201,7 @@ _ACCOUNT_STOPS = {
 _REJECTED_STOPS = {15: "sms-0001", 16: "sms-0003"}
 
 
-def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClient
+def create(config: ProviderConfig, env: Mapping[str, str], http: Transport
            ) -> MailjetClient:
     """A :class:`MailjetClient` for ``config``: the token from ``MAILJET_SMS_TOKEN`` in ``env``.
 
@@ -214,7 +213,7 @@ def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClie
                          config.env.get(TOKEN, TOKEN))
 
 
-def _reply(response: httpx.Response) -> _Reply:
+def _reply(response: Reply) -> _Reply:
     body = wire.json_object(response.content)
     return _Reply(response.status_code, None if body is None else _lower(body),
                   response.reason_phrase, wire.retry_after(response.headers.get("retry-after")))

@@ -14,13 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from batchsms.config import ProviderConfig
 from batchsms.credentials import require
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import RULES
+from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 DEFAULT_BASE_URL = "https://login.txty.dk/api/4"
 CURRENCY = "DKK"
@@ -44,7 +43,7 @@ class TxtyClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: Transport,
         user: str,
         key: str,
         sender: str,
@@ -95,9 +94,9 @@ class TxtyClient:
 
     async def _post(self, key: int, page: str, params: dict[str, str]) -> dict[str, Any] | Result:
         """The decoded JSON object TXTY answered, or the Result when there is none."""
-        response = await wire.exchange(self._http, "POST", f"{self._base}/{page}/api.json",
+        response = await self._http.exchange("POST", f"{self._base}/{page}/api.json",
                                        data={**self._auth, **params})
-        if isinstance(response, wire.NoAnswer):
+        if isinstance(response, NoAnswer):
             return self._unanswered(key, response)
         if response.status_code == 429:
             return Result(key, Outcome.THROTTLED, error="TXTY answered HTTP 429",
@@ -114,7 +113,7 @@ class TxtyClient:
                       stop=f"TXTY answered HTTP {response.status_code} at {self._base}: check "
                       "provider.base_url (the API lives at https://login.txty.dk/api/4)")
 
-    def _unanswered(self, key: int, answer: wire.NoAnswer) -> Result:
+    def _unanswered(self, key: int, answer: NoAnswer) -> Result:
         error = wire.redact(answer.detail, self._key)
         if answer.outcome is Outcome.THROTTLED:
             return Result(key, answer.outcome, error=f"could not reach TXTY ({error})")
@@ -142,7 +141,7 @@ class TxtyClient:
         return None
 
 
-def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClient) -> TxtyClient:
+def create(config: ProviderConfig, env: Mapping[str, str], http: Transport) -> TxtyClient:
     """A TxtyClient for ``config``, authenticated by ``TXTY_USER`` and ``TXTY_KEY`` in ``env``.
 
     Raises CampaignError naming a missing variable, or ``provider.base_url`` when that is
@@ -209,5 +208,5 @@ def _delivery_status(item: Mapping[str, Any]) -> str:
     return "delivered" if code == DELIVERED else "pending"
 
 
-def _content_type(response: httpx.Response) -> str:
+def _content_type(response: Reply) -> str:
     return response.headers.get("content-type", "no Content-Type").split(";")[0]

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -33,6 +32,7 @@ from batchsms.errors import CampaignError
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import RULES, ProviderRules
+from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 BASE_URL = "https://api.voximplant.com"
 CREDENTIALS = "VOXIMPLANT_CREDENTIALS"
@@ -188,7 +188,7 @@ class VoximplantClient:
 
     rules: ProviderRules = RULES["voximplant"]
 
-    def __init__(self, http: httpx.AsyncClient, account: ServiceAccount, sender: str,
+    def __init__(self, http: Transport, account: ServiceAccount, sender: str,
                  base_url: str = BASE_URL, store_body: bool = False,
                  variable: str = CREDENTIALS, clock: Callable[[], float] = time.time) -> None:
         self._http = http
@@ -248,15 +248,15 @@ class VoximplantClient:
         """POST one Management API command: its JSON object, or a Result (key 0) saying why not."""
         token = self._tokens.token()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        response = await wire.exchange(self._http, "POST", f"{self._root}/{command}",
+        response = await self._http.exchange("POST", f"{self._root}/{command}",
                                        params=params, headers=headers)
-        answer = (self._unanswered(response) if isinstance(response, wire.NoAnswer)
+        answer = (self._unanswered(response) if isinstance(response, NoAnswer)
                   else self._classify(response))
         if isinstance(answer, Result) and answer.error:
             answer = replace(answer, error=wire.redact(answer.error, token))
         return answer
 
-    def _unanswered(self, answer: wire.NoAnswer) -> Result:
+    def _unanswered(self, answer: NoAnswer) -> Result:
         if answer.outcome is Outcome.THROTTLED:
             return Result(0, answer.outcome,
                           error=f"could not connect to {self._root}: {answer.detail}")
@@ -265,7 +265,7 @@ class VoximplantClient:
         return Result(0, answer.outcome, error=f"no complete answer from Voximplant "
                       f"({answer.detail}): the request may have been processed")
 
-    def _classify(self, response: httpx.Response) -> dict[str, Any] | Result:
+    def _classify(self, response: Reply) -> dict[str, Any] | Result:
         status = response.status_code
         body = wire.json_object(response.content)
         error = body.get("error") if body is not None else None
@@ -320,7 +320,7 @@ class VoximplantClient:
         return None
 
 
-def create(config: ProviderConfig, env: Mapping[str, str], http: httpx.AsyncClient
+def create(config: ProviderConfig, env: Mapping[str, str], http: Transport
            ) -> VoximplantClient:
     """A client for ``config`` with the service account that ``VOXIMPLANT_CREDENTIALS`` names.
 

@@ -1,9 +1,8 @@
-"""What every provider client does the same way on the wire: httpx's one home for them.
+"""What every provider client reads the same way from an answer.
 
-httpx's exceptions are translated here and nowhere else (:func:`exchange` returns a
-:class:`NoAnswer` instead of raising), and so are the HTTP facts no provider owns:
-``Retry-After``, JSON bodies and the numbers in them, secret redaction, the base URL.
-What a provider's answer *means* stays in ``providers/<name>.py``.
+The HTTP facts no provider owns: ``Retry-After``, JSON bodies and the numbers in them,
+secret redaction, the base URL. Getting the answer is ``providers/transport.py``'s job;
+what an answer *means* stays in ``providers/<name>.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -21,50 +19,8 @@ from typing import Any
 import httpx
 
 from batchsms.errors import CampaignError
-from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.base import Message, Result
 from batchsms.providers.rules import ProviderRules
-
-_NOT_REACHED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_UNUSABLE_ADDRESS = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
-
-
-@dataclass(frozen=True)
-class NoAnswer:
-    """A request that got no HTTP answer, httpx's exception translated.
-
-    ``outcome`` is THROTTLED when the request never reached the provider (connection
-    refused, connect or pool timeout: safe to resend), FAILED when the address itself is
-    unusable (every request would fail: fix ``provider.base_url``), and UNKNOWN otherwise
-    (read timeout, dropped connection, read or write error: it may have been processed).
-    """
-
-    outcome: Outcome
-    name: str  # httpx's exception class, e.g. "ConnectError"
-    detail: str  # the name, and httpx's message where it has one (may hold a secret)
-
-    def unusable_address(self, key: int, base: str) -> Result:
-        """The FAILED Result, with its stop, for an address no request can use."""
-        return Result(key, Outcome.FAILED, error=f"cannot send to {base}: {self.name}",
-                      stop=f"{base} is not a usable address: check provider.base_url")
-
-
-async def exchange(http: httpx.AsyncClient, method: str, url: str,
-                   **options: Any) -> httpx.Response | NoAnswer:
-    """``http.request(method, url, **options)``; never raises for what the network does."""
-    try:
-        return await http.request(method, url, **options)
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
-        return _translated(error)
-
-
-def _translated(error: Exception) -> NoAnswer:
-    name = type(error).__name__
-    detail = f"{name}: {error}" if str(error) else name
-    if isinstance(error, _NOT_REACHED):
-        return NoAnswer(Outcome.THROTTLED, name, detail)
-    if isinstance(error, _UNUSABLE_ADDRESS):
-        return NoAnswer(Outcome.FAILED, name, detail)
-    return NoAnswer(Outcome.UNKNOWN, name, detail)
 
 
 def base_url(configured: str | None, default: str) -> str:
