@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from batchsms.journal import (
     FAILED,
@@ -35,12 +34,14 @@ from batchsms.journal import (
     Journal,
     Recipient,
 )
+from batchsms.journal_writer import JournalWriter
 from batchsms.limiter import SlidingWindow
 from batchsms.providers.base import Message, Outcome, Provider, Result
 from batchsms.providers.rules import Rate
 
 T = TypeVar("T")
 LOOKUP_SKEW = 60.0  # look for messages from a little before our own clock said we sent them
+CHUNKS_PER_READ = 20  # pending recipients are read from the journal this many chunks at a time
 
 
 @dataclass(frozen=True)
@@ -75,53 +76,6 @@ class RunResult:
     stopped: str | None  # why the provider made the run stop, if it did
     interrupted: bool
     aborted: bool
-
-
-class JournalWriter:
-    """Serialises journal access on one thread and commits queued changes together."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
-        self._queue: list[tuple[Change, asyncio.Future[None]]] = []
-        self._flushing = False
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    async def commit(self, changes: Sequence[Change]) -> None:
-        """Return once ``changes`` are on disk (group commit with other callers)."""
-        if not changes:
-            return
-        loop = asyncio.get_running_loop()
-        futures = []
-        for change in changes:
-            future: asyncio.Future[None] = loop.create_future()
-            self._queue.append((change, future))
-            futures.append(future)
-        if not self._flushing:
-            self._flushing = True
-            self._flusher = loop.create_task(self._flush())
-        await asyncio.gather(*futures)
-
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                try:
-                    await self.call(self.journal.apply, [change for change, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        future.set_exception(exc)
-                else:
-                    for _, future in batch:
-                        future.set_result(None)
-        finally:
-            self._flushing = False
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=True)
 
 
 class Runner:
@@ -166,42 +120,43 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> RunResult:
-        writer = JournalWriter(self.journal)
-        self.writer = writer
-        progress = asyncio.create_task(self._report_progress()) if self.on_progress else None
-        try:
-            counts = await writer.call(self.journal.counts)
-            self.stats.total = counts[PENDING] + counts[SENDING]
-            in_doubt = await writer.call(self.journal.in_state, SENDING)
-            for recipient in in_doubt:
-                self._spawn(self._resolve(recipient, None))
-            await self._send_pending()
-            await self._wait_all()
-        finally:
-            if self.aborted:
-                await writer.call(self.journal.sending_to_unknown,
-                                  "aborted while its request was in flight (second Ctrl-C): "
-                                  "it may have been sent")
-            if progress:
-                progress.cancel()
-                self._emit_progress(final=True)
-            writer.close()
+        async with JournalWriter(self.journal) as writer:
+            self.writer = writer
+            progress = asyncio.create_task(self._report_progress()) if self.on_progress else None
+            try:
+                counts = await writer.call(self.journal.counts)
+                self.stats.total = counts[PENDING] + counts[SENDING]
+                in_doubt = await writer.call(self.journal.in_state, SENDING)
+                for recipient in in_doubt:
+                    self._spawn(self._resolve(recipient, None))
+                await self._send_pending()
+                await self._wait_all()
+            finally:
+                if self.aborted:
+                    await writer.call(self.journal.sending_to_unknown,
+                                      "aborted while its request was in flight (second "
+                                      "Ctrl-C): it may have been sent")
+                if progress:
+                    progress.cancel()
+                    self._emit_progress(final=True)
         return RunResult(self.stats, self.stopped, self.interrupted, self.aborted)
 
     async def _send_pending(self) -> None:
         chunk_slots = asyncio.Semaphore(self._chunks_in_flight())
+        size = self.settings.chunk_size
         last_row = -1
         while not self.halted:
-            chunk = await self.writer.call(self.journal.pending_after, last_row,
-                                           self.settings.chunk_size)
-            if not chunk:
+            page = await self.writer.call(self.journal.pending_after, last_row,
+                                          size * CHUNKS_PER_READ)
+            if not page:
                 return
-            last_row = chunk[-1].row
-            await chunk_slots.acquire()
-            if self.halted:
-                chunk_slots.release()
-                return
-            self._spawn(self._chunk(chunk), chunk_slots.release)
+            last_row = page[-1].row
+            for start in range(0, len(page), size):
+                await chunk_slots.acquire()
+                if self.halted:
+                    chunk_slots.release()
+                    return
+                self._spawn(self._chunk(page[start:start + size]), chunk_slots.release)
 
     def _chunks_in_flight(self) -> int:
         """Enough chunks to keep ``concurrency`` requests busy, and one more ready."""
