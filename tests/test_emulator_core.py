@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from batchsms.charsets import GSM_BASIC, GSM_EXTENSION
 from batchsms.emulator.core import (
     Account,
     EmulatorState,
@@ -13,7 +19,12 @@ from batchsms.emulator.core import (
     ScriptedOutcome,
     build_app,
     redact_params,
+    segment_count,
 )
+from batchsms.segments import count
+
+SEGMENT_ALPHABET = [*GSM_BASIC, *GSM_EXTENSION, "é", "ж", "€", "\r\n", "\u0301", "\u200d",
+                    "👍", "🇩🇰", "\x00"]
 
 
 class Clock:
@@ -84,3 +95,43 @@ async def test_control_interface_round_trip():
     assert state.faults[0].kind is FaultKind.SLOW and state.faults[0].delay == 0.5
     assert state.rate == (5, 1.0) and state.config == {"x": 1}
     assert requests == []  # the control interface is not part of the emulated API's log
+
+
+@pytest.mark.parametrize("size", [0, 1, 159, 160, 161, 306, 307, 459, 460, 765, 766, 2000])
+def test_segment_count_of_gsm_basic_texts_is_the_references(size: int) -> None:
+    for text in ("a" * size, ("Hi @£$¥èΔ_ΦΓ\r\n" * size)[:size]):
+        reference = count(text)
+        assert segment_count(text) == (reference.segments, reference.encoding)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(SEGMENT_ALPHABET), max_size=400).map("".join))
+def test_segment_count_equals_the_reference_for_any_text(text: str) -> None:
+    reference = count(text)
+    assert segment_count(text) == (reference.segments, reference.encoding)
+
+
+async def logged(request: Request) -> Response:
+    await request.app.state.emulator.log_request(request)
+    return Response("ok")
+
+
+@pytest.mark.anyio
+async def test_the_request_log_redacts_credentials_whenever_it_is_read():
+    state = EmulatorState("x")
+    app = build_app(state, [Route("/send", logged, methods=["POST"])],
+                    lambda body: Account(credential=body["credential"]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://emulator") as http:
+        await http.post("/send?user=u&key=s3cr3t&x=%2B1", content=b"token=t0k&text=hi\xff",
+                        headers={"Authorization": "Bearer s3cr3t", "X-Api-Key": "s3cr3t",
+                                 "X-Other": "seen"})
+        served = (await http.get("/__emulator/requests")).json()
+    [request] = state.requests
+    assert (request.method, request.path, request.query) == (
+        "POST", "/send", "user=u&key=<redacted>&x=%2B1")
+    assert request.body == "token=<redacted>&text=hi\ufffd"
+    assert request.headers["authorization"] == request.headers["x-api-key"] == "<redacted>"
+    assert request.headers["x-other"] == "seen" and request.headers["host"] == "emulator"
+    assert served == [request.as_dict()] and served[0]["at"] == request.at
+    assert "s3cr3t" not in repr(state.requests) and "t0k" not in repr(state.requests)

@@ -6,11 +6,21 @@ import json
 from collections.abc import AsyncIterator
 
 import httpx
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batchsms.config import ProviderConfig
 from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, ScriptedOutcome
-from batchsms.emulator.mailersend import DEFAULT_RATE, create_app, make_account, sandbox
+from batchsms.emulator.mailersend import (
+    DEFAULT_RATE,
+    _us_or_ca,
+    _us_or_ca_reference,
+    create_app,
+    make_account,
+    sandbox,
+)
 
 KEY = "mlsn.emulator-test-key"
 SENDER = "+12025550100"
@@ -335,3 +345,23 @@ async def test_the_sandbox_owns_the_campaign_sender_only():
     assert theirs.status_code == 422
     assert json.loads(theirs.text)["errors"] == {"from": ["The from field contains an invalid "
                                                           "number."]}
+
+
+def test_the_us_shortcut_rests_on_us_being_the_first_plus_one_region_by_type() -> None:
+    assert phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1][0] == "US"
+    assert phonenumbers.PhoneMetadata.metadata_for_region("US").leading_digits is None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text("0123456789", min_size=10, max_size=10) | st.text("0123456789", max_size=12),
+       st.sampled_from(["+1", "+", "1", "+01", "+1 "]), st.booleans())
+def test_the_number_check_equals_the_reference(digits: str, head: str, lenient: bool) -> None:
+    number = head + digits
+    assert _us_or_ca(number, lenient) == _us_or_ca_reference(number, lenient)
+
+
+@pytest.mark.parametrize("number", [US, CA, "+19191234567", "+18765550123", "+12125550123\n",
+                                    "+1212555012３", 12125550123, None])
+def test_the_number_check_equals_the_reference_for_known_shapes(number: object) -> None:
+    for lenient in (False, True):
+        assert _us_or_ca(number, lenient) == _us_or_ca_reference(number, lenient)

@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from batchsms.emulator.core import EmulatorState, Script, ScriptedOutcome
-from batchsms.emulator.mailjet import create_app
+from batchsms.emulator.mailjet import _region, _regions, create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -266,3 +269,35 @@ async def test_an_idempotency_key_is_ignored_like_the_real_api_documents_nothing
 async def test_a_wrong_method_is_405(api: httpx.AsyncClient) -> None:
     response = await api.get("/v4/sms-send", headers=AUTH)
     assert response.status_code == 405
+
+
+def regions_agree(to: str) -> bool:
+    region, regions = _region(to), _regions(to)
+    if region is None:
+        return regions == ()
+    return region in regions and (len(regions) > 1 or regions == (region,))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("0123456789", min_size=0, max_size=18), st.sampled_from(["+", "", "++", "+0"]))
+def test_the_regions_hold_the_reference_region_of_any_number(digits: str, head: str) -> None:
+    assert regions_agree(head + digits)
+
+
+def test_the_regions_hold_the_reference_region_for_every_calling_code() -> None:
+    for code in COUNTRY_CODE_TO_REGION_CODE:
+        longest = "1" * (15 - len(str(code)))
+        for rest in ("0000", "1234", "10000000", "0123456789", "9" * 12, longest):
+            assert regions_agree(f"+{code}{rest}"), f"+{code}{rest}"
+    assert _regions("+٤٥٢٠١٢٣٤٥٦") == (_region("+٤٥٢٠١٢٣٤٥٦"),)  # not ASCII: the reference
+
+
+async def test_a_region_sharing_the_calling_code_is_resolved_when_a_setting_names_it(
+        api: httpx.AsyncClient) -> None:
+    us, canada, jamaica = "+12015550123", "+14165550123", "+18765550123"
+    await api.post("/__emulator/config", json={"prices": {"CA": "0.05"},
+                                               "unsupported_countries": ["JM"]})
+    costs = [(await send(api, to=to)).json()["Cost"]["Value"] for to in (us, canada)]
+    refused = (await send(api, to=jamaica)).json()
+    assert costs == [0.0012, 0.05]
+    assert refused["ErrorCode"] == "sms-0002"

@@ -4,14 +4,16 @@ Each provider module (``emulator/<name>.py``) builds a Starlette app on the prov
 real paths with :func:`build_app`, answering in the provider's own wire format, and
 calls into one :class:`EmulatorState` for what is common:
 
-- ``state.log_request(request)`` on every request (the request log tests assert on);
+- ``state.log_request(request)`` on every request (the request log tests assert on; it
+  keeps the raw request and redacts credentials when read);
 - ``state.next_fault()`` once per send request, before processing: a fault of kind
   THROTTLE / ERROR / DROP means "answer that way and record nothing";
   ACCEPT_THEN_ERROR / ACCEPT_THEN_DROP / SLOW mean "record the message, then misbehave"
   (:func:`refuse_before_processing` and :func:`misbehave_after_accept` give the answers);
 - ``state.take_rate(account)`` for the provider's rate limit over a sliding window;
 - ``state.accept(...)`` to record a message the provider accepted;
-- ``state.script_for(number)`` for the outcome a test scripted for a destination.
+- ``state.script_for(number)`` for the outcome a test scripted for a destination;
+- :func:`segment_count` for a text's segments, as ``batchsms.segments.count`` counts them.
 
 The control interface (for tests and rehearsals) is mounted at ``/__emulator``:
 
@@ -39,9 +41,13 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.datastructures import URL, Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+
+from batchsms.charsets import GSM_BASIC
+from batchsms.segments import GSM7, count
 
 
 class FaultKind(StrEnum):
@@ -105,14 +111,50 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
 class RequestLog:
-    at: float
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: str
+    """One request as the emulator received it; credentials are redacted when read.
+
+    It keeps the request's raw parts (header list, query and body bytes) and redacts
+    ``headers``, ``query`` and ``body`` on each read (see :func:`redact_params`), so
+    logging costs the send path next to nothing. Its repr shows the redacted form only.
+    """
+
+    __slots__ = ("_body", "_raw", "at", "method")
+
+    def __init__(self, at: float, method: str, raw: dict[str, Any], body: bytes) -> None:
+        self.at = at
+        self.method = method
+        self._raw = raw  # the scope's "scheme", "server", "path", "query_string", "headers"
+        self._body = body
+
+    @property
+    def path(self) -> str:
+        return self._url().path
+
+    @property
+    def query(self) -> str:
+        return redact_params(self._url().query)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v)
+                for k, v in Headers(raw=self._raw["headers"]).items()}
+
+    @property
+    def body(self) -> str:
+        return redact_params(self._body.decode("utf-8", "replace"))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON of ``GET /__emulator/requests``: at, method, path, query, headers, body."""
+        return {"at": self.at, "method": self.method, "path": self.path, "query": self.query,
+                "headers": self.headers, "body": self.body}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"RequestLog({fields})"
+
+    def _url(self) -> URL:
+        return URL(scope=self._raw)
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):
@@ -141,6 +183,9 @@ class DroppedResponse(Response):
 
 
 _SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
+_GSM_BASIC = frozenset(GSM_BASIC)
+_SINGLE, _PART = 160, 153  # GSM-7 septets in a single segment, and in each part of several
+_URL_PARTS = ("scheme", "server", "path", "query_string", "headers")
 _SECRET_PARAMS = re.compile(r"((?:^|[&?])(?:key|pass|password|token|api_key)=)[^&]*")
 
 
@@ -173,17 +218,11 @@ class EmulatorState:
 
     # -- requests and faults -------------------------------------------------------
     async def log_request(self, request: Request) -> bytes:
-        """Record ``request`` (credentials redacted) and return its body."""
+        """Record ``request`` (its credentials redacted when read) and return its body."""
         body = await request.body()
-        headers = {
-            k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v)
-            for k, v in request.headers.items()
-        }
-        self.requests.append(
-            RequestLog(self.clock(), request.method, request.url.path,
-                       redact_params(request.url.query), headers,
-                       redact_params(body.decode("utf-8", "replace")))
-        )
+        scope = request.scope
+        raw = {key: scope[key] for key in _URL_PARTS if key in scope}
+        self.requests.append(RequestLog(self.clock(), scope["method"], raw, body))
         return body
 
     def next_fault(self) -> Fault | None:
@@ -269,7 +308,7 @@ class EmulatorState:
             return JSONResponse([_jsonable(asdict(r)) for r in self.records])
 
         async def requests(request: Request) -> Response:
-            return JSONResponse([asdict(r) for r in self.requests])
+            return JSONResponse([r.as_dict() for r in self.requests])
 
         return Mount("/__emulator", routes=[
             Route("/reset", reset, methods=["POST"]),
@@ -290,6 +329,20 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+def segment_count(text: str) -> tuple[int, str]:
+    """``(segments, encoding)`` of ``text`` exactly as :func:`batchsms.segments.count` gives.
+
+    A text of GSM basic characters only (the common case) is counted directly: each is one
+    grapheme of 7 bits, so 160 fit one segment and 153 each part beyond; any other text
+    goes through the reference.
+    """
+    if _GSM_BASIC.issuperset(text):
+        size = len(text)
+        return (1 if size <= _SINGLE else -(-size // _PART)), GSM7
+    counted = count(text)
+    return counted.segments, counted.encoding
 
 
 def server_error_page(status: int) -> Response:

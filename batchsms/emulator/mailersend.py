@@ -59,6 +59,7 @@ from batchsms.emulator.core import (
     build_app,
     misbehave_after_accept,
     refuse_before_processing,
+    segment_count,
 )
 
 SANDBOX_KEY = "mlsn.sandbox-key"
@@ -70,6 +71,7 @@ _MAX_TO = 50
 _MAX_TEXT = 2048
 _TAG = re.compile(r"\{\{(.*?)\}\}|\{#.*?#\}|\{%.*?%\}", re.S)
 _NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*")
+_NANP = re.compile(r"\+1[2-9][0-9]{9}")
 _STATUS_PARAM = re.compile(r"status\[\d*\]")
 _ROUTES = {"/v1/sms": "POST", "/v1/sms-messages": "GET", "/v1/sms-activity": "GET"}
 
@@ -220,7 +222,8 @@ class _Api:
         compiled = _render(template, data)
         script = self.state.script_for(number)
         self.state.accept(Record(
-            id=message_id, to=number, text=compiled, sender=sender, segments=_segments(compiled),
+            id=message_id, to=number, text=compiled, sender=sender,
+            segments=segment_count(compiled)[0],
             cost=Decimal(0), account=account.credential, at=self.state.clock(),
             status="processed",
             extra={"sms_id": f"{self.state.new_id():024x}", "template": template,
@@ -376,6 +379,21 @@ def _over_number_quota(account: Account, sender: str, recipients: int) -> bool:
 
 
 def _us_or_ca(number: object, lenient: bool) -> bool:
+    """Whether MailerSend takes ``number``: :func:`_us_or_ca_reference`, with a shortcut.
+
+    '+1' and ten ASCII digits, the first 2 to 9, parse to exactly those digits with no
+    national prefix to strip; such a number valid for the US is valid with region US (the
+    first +1 region, told apart by number type rather than leading digits) and is its own
+    E.164 form.
+    """
+    if isinstance(number, str) and _NANP.fullmatch(number):
+        parsed = phonenumbers.PhoneNumber(country_code=1, national_number=int(number[2:]))
+        if phonenumbers.is_valid_number_for_region(parsed, "US"):
+            return True
+    return _us_or_ca_reference(number, lenient)
+
+
+def _us_or_ca_reference(number: object, lenient: bool) -> bool:
     if not isinstance(number, str) or not number.startswith("+"):
         return False
     try:
@@ -467,12 +485,6 @@ def _render(template: str, data: dict[str, Any]) -> str:
         return "" if found is None else str(found)
 
     return _TAG.sub(value, template)
-
-
-def _segments(text: str) -> int:
-    from batchsms.segments import count
-
-    return count(text).segments
 
 
 def _paginated(request: Request, items: list[Any], page: int, limit: int) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,6 +47,7 @@ from batchsms.emulator.core import (
     build_app,
     misbehave_after_accept,
     refuse_before_processing,
+    segment_count,
 )
 
 SANDBOX_TOKEN = "mailjet-sandbox-token"
@@ -226,12 +228,12 @@ class _Api:
         _check_length("From", sender, 3, 11)
         _check_length("To", to, 8, 16)
         _check_length("Text", text, 1, len(text))
-        parts, encoding = _parts(text)
+        parts, encoding = segment_count(text)
         if parts > _MAX_PARTS:
             raise _Refusal(error("mj-0006", _MAX_CHARS.get(encoding, 335), related=("Text",)))
         if account.extra.get("no_account"):
             raise _Refusal(error("sms-0004"))
-        country = _country(to)
+        country = self._country(to)
         if country is None or country in self._config("unsupported_countries", ["UA"]):
             raise _Refusal(error("sms-0002"))
         script = self.state.script_for(to)
@@ -242,6 +244,20 @@ class _Api:
         record = self._record(account, sender, to, text, parts, cost)
         record.extra.update(script=script.outcome.value, fail_code=_fail_code(script.error))
         return self.state.accept(record)
+
+    def _country(self, to: str) -> str | None:
+        """``to``'s region as :func:`_region` gives it, for the country checks and the price.
+
+        When several regions share the calling code (+1, +7, +44...) and neither
+        ``unsupported_countries`` nor ``prices`` names any of them, every one of them gets
+        the same answer, so the first stands in for the exact one.
+        """
+        regions = _regions(to)
+        if len(regions) > 1:
+            named = {*self._config("unsupported_countries", ["UA"]), *self._config("prices", {})}
+            if not named.isdisjoint(regions):
+                return _region(to)
+        return regions[0] if regions else None
 
     def _charge(self, account: Account, parts: int, cost: Decimal) -> None:
         day = int(self.state.clock() // _DAY)
@@ -372,14 +388,29 @@ def _check_length(key: str, value: str, least: int, most: int) -> None:
         raise _Refusal(error("mj-0006", most, related=(key,)))
 
 
-def _parts(text: str) -> tuple[int, str]:
-    from batchsms.segments import count
+def _regions(to: str) -> tuple[str, ...]:
+    """The regions :func:`_region` may answer for ``to``: several when they share its calling
+    code, none when it answers None.
 
-    counted = count(text)
-    return counted.segments, counted.encoding
+    '+' and 7 to 15 ASCII digits (any valid ``To``) are read as phonenumbers.parse reads
+    them: the calling code is the first 1 to 3 digits it knows, not starting with 0, and the
+    rest is long enough to parse; other shapes go to :func:`_region`.
+    """
+    digits = to[1:]
+    if not (to[:1] == "+" and digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
+        region = _region(to)
+        return () if region is None else (region,)
+    if digits[0] == "0":
+        return ()
+    for width in (1, 2, 3):
+        code = int(digits[:width])
+        if code in COUNTRY_CODE_TO_REGION_CODE:
+            return COUNTRY_CODE_TO_REGION_CODE[code]
+    return ()
 
 
-def _country(to: str) -> str | None:
+def _region(to: str) -> str | None:
+    """The reference: ``to``'s region by phonenumbers, or None when it is no '+' number."""
     if not to.startswith("+") or not to[1:].isdigit():
         return None
     try:

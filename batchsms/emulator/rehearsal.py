@@ -3,6 +3,8 @@
 Each provider is mounted under its own prefix, so a campaign points ``provider.base_url``
 at it (TXTY's API lives under ``/api/4``), and one account per provider is seeded
 that accepts any sender, with the credentials :func:`rehearsal_app` returns.
+Each emulator's router is mounted rather than its app, so a request passes one
+middleware stack instead of two (the answers are the same).
 """
 
 from __future__ import annotations
@@ -50,6 +52,6 @@ def rehearsal_app(folder: Path) -> tuple[Starlette, dict[str, str]]:
     env = {"MAILJET_SMS_TOKEN": "rehearsal-token", "MAILERSEND_API_KEY": "rehearsal-key",
            "VOXIMPLANT_CREDENTIALS": str(credentials), "TXTY_USER": "rehearsal",
            "TXTY_KEY": "rehearsal-key"}
-    app = Starlette(routes=[Mount(f"/{name}", app=sub) for name, sub in apps.items()])
+    app = Starlette(routes=[Mount(f"/{name}", app=sub.router) for name, sub in apps.items()])
     app.state.emulators = {name: sub.state.emulator for name, sub in apps.items()}
     return app, env

@@ -39,6 +39,7 @@ from batchsms.emulator.core import (
     build_app,
     misbehave_after_accept,
     refuse_before_processing,
+    segment_count,
 )
 from batchsms.providers.rules import RULES
 
@@ -280,9 +281,7 @@ def _country(dialcode: str) -> str:
 
 
 def _segments(text: str) -> int:
-    from batchsms.segments import count
-
-    return count(text).segments
+    return segment_count(text)[0]
 
 
 def _delivery_code(script: Script) -> int:

@@ -47,6 +47,7 @@ from batchsms.emulator.core import (
     build_app,
     misbehave_after_accept,
     refuse_before_processing,
+    segment_count,
 )
 
 HISTORY_DATE = "%Y-%m-%d %H:%M:%S"
@@ -405,7 +406,5 @@ def _code(value: str | None, default: int) -> int:
 
 
 def _fragments(text: str) -> int:
-    from batchsms.segments import count
-
-    return count(text).segments
+    return segment_count(text)[0]
 

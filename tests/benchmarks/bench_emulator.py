@@ -1,0 +1,151 @@
+"""Benchmark: the emulators' own CPU cost per send request and per recipient.
+
+Not a test (pytest does not collect this folder): it measures and prints.
+
+    python tests/benchmarks/bench_emulator.py                     # Mailjet and MailerSend
+    python tests/benchmarks/bench_emulator.py --provider mailersend --requests 2000
+
+It starts `python -m batchsms emulator` (uvicorn) in its own process, lifts the rate limits
+through the control interface, drives send requests shaped as the runner sends them (Mailjet:
+one message a request; MailerSend: 50 recipients with personalized texts) with an aiohttp
+client keeping ``--in-flight`` requests open, and reads the emulator process's CPU time
+(utime + stime in /proc/<pid>/stat) before and after. The client runs in this process, so
+its CPU is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+from batchsms.emulator.server import free_port
+
+RECIPIENTS = {"mailjet": 1, "mailersend": 50}
+TEXT = "Hi Name{i}, your order {order} is ready for pickup today."
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def emulator() -> Iterator[tuple[str, int]]:
+    """A fresh `batchsms emulator` process without rate limits: (root URL, pid)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "batchsms", "emulator", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                for name in RECIPIENTS:
+                    httpx.post(f"{root}/{name}/__emulator/config", json={"rate": None},
+                               timeout=5).raise_for_status()
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the emulator did not start") from None
+                time.sleep(0.1)
+        yield root, proc.pid
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def number(i: int) -> str:
+    return f"+1{212 + i // 8_000_000}{2_000_000 + i % 8_000_000:07d}"
+
+
+def bodies(provider: str, requests: int) -> list[bytes]:
+    """Request bodies as the runner's clients build them, every recipient distinct."""
+    per = RECIPIENTS[provider]
+    out = []
+    for r in range(requests):
+        rows = range(r * per, (r + 1) * per)
+        if provider == "mailjet":
+            i = rows[0]
+            body = {"From": "BenchShop", "To": number(i), "Text": TEXT.format(i=i, order=i)}
+        else:
+            body = {"from": "+12015550100", "to": [number(i) for i in rows], "text": "{{ text }}",
+                    "personalization": [{"phone_number": number(i),
+                                         "data": {"text": TEXT.format(i=i, order=i)}}
+                                        for i in rows]}
+        out.append(json.dumps(body).encode())
+    return out
+
+
+PATHS = {"mailjet": "/mailjet/v4/sms-send", "mailersend": "/mailersend/v1/sms"}
+TOKENS = {"mailjet": "rehearsal-token", "mailersend": "rehearsal-key"}
+ACCEPTED = {"mailjet": 200, "mailersend": 202}
+
+
+async def drive(url: str, provider: str, payloads: list[bytes], in_flight: int) -> None:
+    headers = {"Authorization": f"Bearer {TOKENS[provider]}",
+               "Content-Type": "application/json"}
+    queue = iter(payloads)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for payload in queue:
+            async with session.post(url, data=payload, headers=headers) as response:
+                await response.read()
+                if response.status != ACCEPTED[provider]:
+                    raise RuntimeError(f"{provider} answered {response.status}")
+
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(in_flight)))
+
+
+def measure(provider: str, requests: int, in_flight: int) -> None:
+    payloads = bodies(provider, requests + requests // 10)
+    warm, timed = payloads[:requests // 10], payloads[requests // 10:]
+    with emulator() as (root, pid):
+        url = root + PATHS[provider]
+        asyncio.run(drive(url, provider, warm, in_flight))
+        cpu, started = cpu_seconds(pid), time.perf_counter()
+        asyncio.run(drive(url, provider, timed, in_flight))
+        seconds, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
+    per_request = cpu / requests * 1e6
+    recipients = RECIPIENTS[provider]
+    print(f"  {provider:<11} {requests:>6,} requests x {recipients:>2} recipients "
+          f"in {seconds:6.2f} s: emulator CPU {per_request:7.0f} µs/request, "
+          f"{per_request / recipients:6.1f} µs/recipient, "
+          f"{requests * recipients / seconds:>8,.0f} recipients/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--provider", choices=sorted(RECIPIENTS), nargs="*",
+                        default=sorted(RECIPIENTS))
+    parser.add_argument("--requests", type=int, default=None,
+                        help="send requests per provider (default: 20,000 Mailjet, 2,000 "
+                             "MailerSend)")
+    parser.add_argument("--in-flight", type=int, default=8)
+    args = parser.parse_args()
+    print(f"emulator CPU per send request ({os.cpu_count()} CPUs, {args.in_flight} in flight)")
+    for provider in args.provider:
+        default = 20_000 if provider == "mailjet" else 2_000
+        measure(provider, args.requests or default, args.in_flight)
+
+
+if __name__ == "__main__":
+    main()
