@@ -23,6 +23,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -164,13 +165,16 @@ class Journal:
 
     # -- state changes ------------------------------------------------------------------
     def apply(self, changes: Sequence[Change]) -> None:
-        """Commit several changes in one transaction (one disk sync for all of them)."""
-        with self.transaction():
-            for change in changes:
-                if change.state == SENDING:
-                    self._mark_sending(change)
+        """Commit several changes in one transaction (one disk sync for all of them).
+
+        Changes apply in order; each run of the same kind goes in one ``executemany``.
+        """
+        with self.transaction() as db:
+            for sending, run in groupby(changes, key=lambda change: change.state == SENDING):
+                if sending:
+                    _mark_sending(db, list(run))
                 else:
-                    self._record(change)
+                    _record(db, list(run))
 
     def mark_sending(self, recipients: Sequence[Recipient], at: float) -> None:
         """Commit ``sending`` for a batch before its request goes out."""
@@ -179,27 +183,6 @@ class Journal:
     def record(self, changes: Sequence[Change]) -> None:
         """Commit each recipient's new state (with the provider's result, if any)."""
         self.apply(changes)
-
-    def _mark_sending(self, change: Change) -> None:
-        self.db.execute(f"UPDATE recipients SET state = '{SENDING}', attempts = attempts + 1, "
-                        "started_at = ? WHERE e164 = ?", (change.at, change.recipient.e164))
-        self.db.execute("INSERT INTO events VALUES (?, ?, ?, NULL)",
-                        (change.at, change.recipient.e164, SENDING))
-
-    def _record(self, change: Change) -> None:
-        r, note, at = change.result, change.note, change.at
-        self.db.execute(
-                    "UPDATE recipients SET state = ?, message_id = coalesce(?, message_id), "
-                    "provider_status = coalesce(?, provider_status), "
-                    "reported_segments = coalesce(?, reported_segments), "
-                    "reported_cost = coalesce(?, reported_cost), "
-                    "currency = coalesce(?, currency), error = ?, finished_at = ? "
-                    "WHERE e164 = ?",
-            (change.state, r and r.message_id, r and r.status, r and r.segments,
-             None if r is None or r.cost is None else str(r.cost), r and r.currency,
-             note if note is not None else (r and r.error), at, change.recipient.e164))
-        self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)",
-                        (at, change.recipient.e164, change.state, note or (r and r.error)))
 
     def sending_to_unknown(self, note: str) -> int:
         """After an abort: requests that may have gone out become ``unknown``."""
@@ -289,3 +272,29 @@ def outcome_state(outcome: Outcome) -> str:
 
 def _none(value: object) -> object:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+def _mark_sending(db: sqlite3.Connection, changes: list[Change]) -> None:
+    db.executemany(f"UPDATE recipients SET state = '{SENDING}', attempts = attempts + 1, "
+                   "started_at = ? WHERE e164 = ?",
+                   [(c.at, c.recipient.e164) for c in changes])
+    db.executemany(f"INSERT INTO events VALUES (?, ?, '{SENDING}', NULL)",
+                   [(c.at, c.recipient.e164) for c in changes])
+
+
+def _record(db: sqlite3.Connection, changes: list[Change]) -> None:
+    rows = []
+    for change in changes:
+        r, note = change.result, change.note
+        detail = note if note is not None else (r and r.error)
+        rows.append((change.state, r and r.message_id, r and r.status, r and r.segments,
+                     None if r is None or r.cost is None else str(r.cost), r and r.currency,
+                     detail, change.at, change.recipient.e164))
+    db.executemany("UPDATE recipients SET state = ?, message_id = coalesce(?, message_id), "
+                   "provider_status = coalesce(?, provider_status), "
+                   "reported_segments = coalesce(?, reported_segments), "
+                   "reported_cost = coalesce(?, reported_cost), "
+                   "currency = coalesce(?, currency), error = ?, finished_at = ? "
+                   "WHERE e164 = ?", rows)
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)",
+                   [(at, e164, state, detail) for state, *_, detail, at, e164 in rows])
