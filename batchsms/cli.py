@@ -297,7 +297,8 @@ def emulator_command(host: str, port: int) -> int:
     click.echo("Credentials for these emulators (not real ones):")
     for key, value in env.items():
         click.echo(f"  export {key}={value}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                proxy_headers=False)
     return ExitCode.OK
 
 

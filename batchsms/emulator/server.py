@@ -22,7 +22,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a background thread; yields its base URL."""
     port = port or free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="critical", lifespan="off")
+    config = uvicorn.Config(app, host=host, port=port, log_level="critical", lifespan="off",
+                            access_log=False, proxy_headers=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
