@@ -19,56 +19,13 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import aiohttp
-import httpx
-
-from batchsms.emulator.server import free_port
+from bench_send import emulator
 
 RECIPIENTS = {"mailjet": 1, "mailersend": 50}
 TEXT = "Hi Name{i}, your order {order} is ready for pickup today."
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) process ``pid`` has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def emulator() -> Iterator[tuple[str, int]]:
-    """A fresh `batchsms emulator` process without rate limits: (root URL, pid)."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "batchsms", "emulator", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    root = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                for name in RECIPIENTS:
-                    httpx.post(f"{root}/{name}/__emulator/config", json={"rate": None},
-                               timeout=5).raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the emulator did not start") from None
-                time.sleep(0.1)
-        yield root, proc.pid
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def number(i: int) -> str:
@@ -118,12 +75,12 @@ async def drive(url: str, provider: str, payloads: list[bytes], in_flight: int) 
 def measure(provider: str, requests: int, in_flight: int) -> None:
     payloads = bodies(provider, requests + requests // 10)
     warm, timed = payloads[:requests // 10], payloads[requests // 10:]
-    with emulator() as (root, pid):
-        url = root + PATHS[provider]
+    with emulator() as served:
+        url = served.root + PATHS[provider]
         asyncio.run(drive(url, provider, warm, in_flight))
-        cpu, started = cpu_seconds(pid), time.perf_counter()
+        cpu, started = served.cpu(), time.perf_counter()
         asyncio.run(drive(url, provider, timed, in_flight))
-        seconds, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
+        seconds, cpu = time.perf_counter() - started, served.cpu() - cpu
     per_request = cpu / requests * 1e6
     recipients = RECIPIENTS[provider]
     print(f"  {provider:<11} {requests:>6,} requests x {recipients:>2} recipients "
