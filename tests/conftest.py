@@ -48,3 +48,26 @@ async def over_httpx(**options: Any) -> AsyncIterator[HttpxTransport]:
     """A transport over an ``httpx.AsyncClient(**options)`` (mock, ASGI or event hooks)."""
     async with httpx.AsyncClient(**options) as client:
         yield HttpxTransport(client)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[AiohttpTransport]:
+    """The transport real sends use."""
+    async with network() as transport:
+        yield transport
+
+
+@pytest.fixture
+def outgoing() -> list[httpx.Request]:
+    return []
+
+
+@pytest.fixture
+async def hooked(outgoing: list[httpx.Request]) -> AsyncIterator[HttpxTransport]:
+    """Over httpx, which shows the requests it builds (in ``outgoing``)."""
+    async def keep(request: httpx.Request) -> None:
+        outgoing.append(request)
+
+    async with over_httpx(timeout=httpx.Timeout(2.0, connect=1.0),
+                          event_hooks={"request": [keep]}) as transport:
+        yield transport

@@ -53,28 +53,6 @@ def state(url: str) -> EmulatorState:
 
 
 @pytest.fixture
-def outgoing() -> list[httpx.Request]:
-    return []
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[Transport]:
-    async with network() as transport:
-        yield transport
-
-
-@pytest.fixture
-async def hooked(outgoing: list[httpx.Request]) -> AsyncIterator[Transport]:
-    """Over httpx, which shows the requests it builds (in ``outgoing``)."""
-    async def keep(request: httpx.Request) -> None:
-        outgoing.append(request)
-
-    async with over_httpx(timeout=httpx.Timeout(2.0, connect=1.0),
-                          event_hooks={"request": [keep]}) as transport:
-        yield transport
-
-
-@pytest.fixture
 def since() -> datetime:
     return datetime.now(UTC) - timedelta(seconds=1)
 

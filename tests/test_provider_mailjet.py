@@ -68,28 +68,6 @@ def emulator(served: Served) -> Served:
     return served
 
 
-@pytest.fixture
-def wire() -> list[httpx.Request]:
-    return []
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[Transport]:
-    async with network() as transport:
-        yield transport
-
-
-@pytest.fixture
-async def hooked(wire: list[httpx.Request]) -> AsyncIterator[Transport]:
-    """Over httpx, which shows the requests it builds (in ``wire``)."""
-    async def keep(request: httpx.Request) -> None:
-        wire.append(request)
-
-    async with over_httpx(timeout=httpx.Timeout(2.0, connect=1.0),
-                          event_hooks={"request": [keep]}) as transport:
-        yield transport
-
-
 def client(http: Transport, emulator: Served, token: str = TOKEN,
            sender: str = SENDER) -> MailjetClient:
     return MailjetClient(http, token, sender, emulator.url)
@@ -107,10 +85,10 @@ def provider_config(**options: object) -> ProviderConfig:
 
 
 async def test_send_posts_one_json_message_with_bearer_token(
-        emulator: Served, hooked: Transport, wire: list[httpx.Request]) -> None:
+        emulator: Served, hooked: Transport, outgoing: list[httpx.Request]) -> None:
     [result] = await client(hooked, emulator).send([HELLO])
 
-    [request] = wire
+    [request] = outgoing
     assert (request.method, request.url.path) == ("POST", "/v4/sms-send")
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert request.headers["content-type"] == "application/json"
@@ -405,13 +383,13 @@ async def test_lookup_of_a_message_rejected_for_funds_stops_the_campaign(
 
 
 async def test_lookup_of_a_never_sent_message_is_unknown(
-        emulator: Served, hooked: Transport, wire: list[httpx.Request]) -> None:
+        emulator: Served, hooked: Transport, outgoing: list[httpx.Request]) -> None:
     mailjet = client(hooked, emulator)
     await mailjet.send([Message(9, "+4587654321", "Not this one")])
     found = await mailjet.lookup(HELLO, "no-such-id", since(emulator))
 
     assert (found.outcome, found.message_id) == (Outcome.UNKNOWN, "no-such-id")
-    by_id, by_destination = wire[1:]
+    by_id, by_destination = outgoing[1:]
     assert by_id.url.path == "/v4/sms/no-such-id"
     assert by_destination.url.path == "/v4/sms"
     assert dict(by_destination.url.params) == {"To": "+4512345678", "FromTS": str(int(START)),

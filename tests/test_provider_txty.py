@@ -47,12 +47,6 @@ def state(url: str) -> EmulatorState:
     return STATE
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[Transport]:
-    async with network() as transport:
-        yield transport
-
-
 def txty(http: Transport, url: str, **options: object) -> TxtyClient:
     options.setdefault("sender", "Acme")
     return TxtyClient(http, USER, options.pop("key", KEY), base_url=f"{url}/api/4",
