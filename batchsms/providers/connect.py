@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from batchsms.config import ProviderConfig
-from batchsms.credentials import environment
 from batchsms.emulator.core import EmulatorState
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers.base import Provider
+from batchsms.providers.credentials import environment
 from batchsms.providers.transport import AiohttpTransport, HttpxTransport, Timeouts
 
 
