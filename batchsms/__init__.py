@@ -15,11 +15,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Campaign": "batchsms.config",
-    "load_campaign": "batchsms.config",
-    "DryRun": "batchsms.dryrun",
-    "check": "batchsms.dryrun",
-    "dry_run": "batchsms.dryrun",
+    "Campaign": "batchsms.plan.campaign",
+    "load_campaign": "batchsms.plan.campaign",
+    "DryRun": "batchsms.report.dryrun",
+    "check": "batchsms.report.dryrun",
+    "dry_run": "batchsms.report.dryrun",
     "BatchsmsError": "batchsms.errors",
     "CampaignError": "batchsms.errors",
     "ExitCode": "batchsms.errors",

@@ -1,5 +1,5 @@
 import sys
 
-from batchsms.cli import main
+from batchsms.cli.commands import main
 
 sys.exit(main())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from batchsms.config import NAME_PATTERN
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import NAME_PATTERN
 
 CAMPAIGN = """\
 # {name}: a batchsms campaign. Every key is explained; the commented ones are optional.

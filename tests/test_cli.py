@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from batchsms.cli import cli, main
+from batchsms.cli.commands import cli, main
 
 YAML = """\
 name: test-campaign

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from batchsms.config import load_campaign, parse_campaign
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import load_campaign, parse_campaign
 from batchsms.providers.rules import Rate
 
 GOOD = """\

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from batchsms.config import parse_campaign
 from batchsms.emulator.rehearsal import base_urls, rehearsal_app
 from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import parse_campaign
 from batchsms.providers.base import Message, Outcome
 from batchsms.providers.connect import connect
 

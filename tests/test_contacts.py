@@ -1,4 +1,4 @@
-"""batchsms.contacts on real CSV and XLSX files written into tmp_path."""
+"""batchsms.plan.contacts on real CSV and XLSX files written into tmp_path."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchsms.config import ContactsConfig
-from batchsms.contacts import PROBLEMS, TEXT, read_columns, read_contacts, read_suppression
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import ContactsConfig
+from batchsms.plan.contacts import PROBLEMS, TEXT, read_columns, read_contacts, read_suppression
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:

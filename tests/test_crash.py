@@ -28,12 +28,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from batchsms.cli import main
+from batchsms.cli.commands import main
 from batchsms.emulator.core import EmulatorState
 from batchsms.emulator.rehearsal import base_urls, rehearsal_app
 from batchsms.emulator.server import serve_in_thread
 from batchsms.errors import CampaignError
-from batchsms.sending import campaign_status
+from batchsms.send.sending import campaign_status
 
 SEED = 20240611
 RUN_TIMEOUT = 90.0  # one `batchsms send` that is not killed; a lookup may wait 30 s

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchsms.charsets import GSM_BASIC, GSM_EXTENSION
 from batchsms.emulator.core import (
     Account,
     EmulatorState,
@@ -21,7 +20,8 @@ from batchsms.emulator.core import (
     redact_params,
     segment_count,
 )
-from batchsms.segments import count
+from batchsms.plan.charsets import GSM_BASIC, GSM_EXTENSION
+from batchsms.plan.segments import count
 
 SEGMENT_ALPHABET = [*GSM_BASIC, *GSM_EXTENSION, "é", "ж", "€", "\r\n", "\u0301", "\u200d",
                     "👍", "🇩🇰", "\x00"]

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchsms.config import ProviderConfig
 from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, ScriptedOutcome
 from batchsms.emulator.mailersend import (
     DEFAULT_RATE,
@@ -21,6 +20,7 @@ from batchsms.emulator.mailersend import (
     make_account,
     sandbox,
 )
+from batchsms.plan.campaign import ProviderConfig
 
 KEY = "mlsn.emulator-test-key"
 SENDER = "+12025550100"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from batchsms.dryrun import dry_run
-from batchsms.htmlreport import SendView, write_report
+from batchsms.report.dryrun import dry_run
+from batchsms.report.html import SendView, write_report
 
 YAML = """\
 name: html-test

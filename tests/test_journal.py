@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batchsms.journal import (
+from batchsms.providers.base import Outcome, Result
+from batchsms.send.journal import (
     FAILED,
     MESSAGED,
     PENDING,
@@ -20,7 +21,6 @@ from batchsms.journal import (
     Journal,
     Recipient,
 )
-from batchsms.providers.base import Outcome, Result
 
 
 def plan_of(rows: dict[int, tuple[str, str] | None]) -> pd.DataFrame:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchsms.limiter import SlidingWindow
 from batchsms.providers.rules import Rate
+from batchsms.send.limiter import SlidingWindow
 
 
 class FakeTime:

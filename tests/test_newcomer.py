@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from batchsms.cli import main
+from batchsms.cli.commands import main
 from batchsms.emulator.rehearsal import base_urls, rehearsal_app
 from batchsms.emulator.server import serve_in_thread
-from batchsms.journal import Journal
+from batchsms.send.journal import Journal
 
 
 @pytest.fixture(scope="module")

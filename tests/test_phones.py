@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from batchsms.phones import Normalized, normalize, normalize_one
+from batchsms.plan.phones import Normalized, normalize, normalize_one
 
 FR_FIXED = phonenumbers.example_number_for_type("FR", PhoneNumberType.FIXED_LINE)
 DK_TOLL_FREE = phonenumbers.example_number_for_type("DK", PhoneNumberType.TOLL_FREE)

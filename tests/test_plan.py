@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchsms.config import load_campaign
-from batchsms.plan import FirstSeen, Planner
+from batchsms.plan.campaign import load_campaign
+from batchsms.plan.planner import FirstSeen, Planner
 
 YAML = """\
 name: plan-test

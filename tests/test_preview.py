@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from batchsms.errors import CampaignError
-from batchsms.preview import preview
+from batchsms.plan.preview import preview
 
 YAML = """\
 name: preview-test

@@ -5,8 +5,8 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchsms.config import PricingConfig
-from batchsms.pricing import PriceTable
+from batchsms.plan.campaign import PricingConfig
+from batchsms.plan.pricing import PriceTable
 
 
 def table(default="0.05", **countries):

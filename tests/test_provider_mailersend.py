@@ -16,11 +16,11 @@ from conftest import network, over_httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchsms.config import ProviderConfig
 from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, ScriptedOutcome
 from batchsms.emulator.mailersend import DEFAULT_RATE, create_app, make_account, sandbox
 from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.mailersend import MailerSendClient, create
 from batchsms.providers.transport import Transport

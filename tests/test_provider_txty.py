@@ -12,11 +12,11 @@ import httpx
 import pytest
 from conftest import network, over_httpx
 
-from batchsms.config import ProviderConfig
 from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, ScriptedOutcome
 from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.emulator.txty import create_app, make_account, sandbox
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers.base import Message, Outcome
 from batchsms.providers.transport import Transport
 from batchsms.providers.txty import TxtyClient, create

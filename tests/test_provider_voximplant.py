@@ -18,11 +18,11 @@ from conftest import network, over_httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from batchsms.config import ProviderConfig
 from batchsms.emulator import voximplant as emulator
 from batchsms.emulator.core import EmulatorState, Fault, FaultKind, Script, ScriptedOutcome
 from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.transport import Transport
 from batchsms.providers.voximplant import (

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchsms.errors import CampaignError
-from batchsms.render import _ENV, compile_template, render_frame
+from batchsms.plan.render import _ENV, compile_template, render_frame
 
 
 def frame(**columns):

@@ -22,12 +22,12 @@ from test_send import (
     write_sheet,
 )
 
-from batchsms.dryrun import dry_run
 from batchsms.emulator.core import Script, ScriptedOutcome
-from batchsms.journal import FAILED, SENDING, SENT, UNKNOWN, Change, Recipient
 from batchsms.providers.base import Outcome, Result
-from batchsms.results import RESULT_COLUMNS, write_results
-from batchsms.sending import PreparedSend, prepare_send
+from batchsms.report.dryrun import dry_run
+from batchsms.report.results import RESULT_COLUMNS, write_results
+from batchsms.send.journal import FAILED, SENDING, SENT, UNKNOWN, Change, Recipient
+from batchsms.send.sending import PreparedSend, prepare_send
 
 REJECTED = Script(ScriptedOutcome.REJECT, "sms-0002")
 

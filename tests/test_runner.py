@@ -20,10 +20,10 @@ import pytest
 from test_journal import plan_of
 from test_limiter import most_in_a_window
 
-from batchsms.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal, Recipient
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import ProviderRules, Rate
-from batchsms.runner import Runner, RunResult, SendSettings, Stats
+from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal, Recipient
+from batchsms.send.runner import Runner, RunResult, SendSettings, Stats
 
 Answer = Callable[[Message, int], Result]
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from batchsms.config import load_campaign
-from batchsms.dryrun import dry_run
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import load_campaign
+from batchsms.report.dryrun import dry_run
 from batchsms.scaffold import init_campaign
 
 

@@ -11,8 +11,8 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchsms.charsets import GSM_BASIC, GSM_EXTENSION, SMART_ENCODING
-from batchsms.segments import (
+from batchsms.plan.charsets import GSM_BASIC, GSM_EXTENSION, SMART_ENCODING
+from batchsms.plan.segments import (
     SegmentCount,
     count,
     count_column,

@@ -24,8 +24,7 @@ import pytest
 import yaml
 from test_limiter import most_in_a_window
 
-from batchsms.cli import main
-from batchsms.dryrun import dry_run
+from batchsms.cli.commands import main
 from batchsms.emulator.core import (
     Account,
     EmulatorState,
@@ -37,11 +36,12 @@ from batchsms.emulator.core import (
 from batchsms.emulator.rehearsal import base_urls, rehearsal_app
 from batchsms.emulator.server import free_port, serve_in_thread
 from batchsms.errors import CampaignError
-from batchsms.journal import Journal
 from batchsms.providers.connect import connect
-from batchsms.results import ResultFiles, write_results
-from batchsms.runner import Runner, RunResult
-from batchsms.sending import (
+from batchsms.report.dryrun import dry_run
+from batchsms.report.results import ResultFiles, write_results
+from batchsms.send.journal import Journal
+from batchsms.send.runner import Runner, RunResult
+from batchsms.send.sending import (
     JOURNAL,
     BudgetExceeded,
     ChangedInputs,

@@ -13,7 +13,7 @@ calls into one :class:`EmulatorState` for what is common:
 - ``state.take_rate(account)`` for the provider's rate limit over a sliding window;
 - ``state.accept(...)`` to record a message the provider accepted;
 - ``state.script_for(number)`` for the outcome a test scripted for a destination;
-- :func:`segment_count` for a text's segments, as ``batchsms.segments.count`` counts them.
+- :func:`segment_count` for a text's segments, as ``batchsms.plan.segments.count`` counts them.
 
 The control interface (for tests and rehearsals) is mounted at ``/__emulator``:
 
@@ -46,8 +46,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchsms.charsets import GSM_BASIC
-from batchsms.segments import GSM7, count
+from batchsms.plan.charsets import GSM_BASIC
+from batchsms.plan.segments import GSM7, count
 
 
 class FaultKind(StrEnum):
@@ -332,7 +332,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def segment_count(text: str) -> tuple[int, str]:
-    """``(segments, encoding)`` of ``text`` exactly as :func:`batchsms.segments.count` gives.
+    """``(segments, encoding)`` of ``text`` exactly as :func:`batchsms.plan.segments.count` gives.
 
     A text of GSM basic characters only (the common case) is counted directly: each is one
     grapheme of 7 bits, so 160 fit one segment and 153 each part beyond; any other text

@@ -50,7 +50,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from batchsms.config import ProviderConfig
 from batchsms.emulator.core import (
     Account,
     EmulatorState,
@@ -61,6 +60,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
+from batchsms.plan.campaign import ProviderConfig
 
 SANDBOX_KEY = "mlsn.sandbox-key"
 DEFAULT_RATE = (60, 60.0)

@@ -38,7 +38,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from batchsms.config import ProviderConfig
 from batchsms.emulator.core import (
     Account,
     EmulatorState,
@@ -49,6 +48,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
+from batchsms.plan.campaign import ProviderConfig
 
 SANDBOX_TOKEN = "mailjet-sandbox-token"
 DEFAULT_DAILY_PARTS = 200

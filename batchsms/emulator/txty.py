@@ -29,7 +29,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from batchsms.config import ProviderConfig
 from batchsms.emulator.core import (
     Account,
     EmulatorState,
@@ -41,6 +40,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers.rules import RULES
 
 PREFIX = "/api/4"

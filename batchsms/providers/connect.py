@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from batchsms.config import ProviderConfig
-from batchsms.credentials import environment
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers.base import Provider
+from batchsms.providers.credentials import environment
 from batchsms.providers.transport import HttpxTransport, Timeouts, network_client
 
 if TYPE_CHECKING:  # the emulators are imported only when the sandbox needs one

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from batchsms.config import ProviderConfig
-from batchsms.credentials import require
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import Meaning, OutcomeTable, failed, sent, stop
 from batchsms.providers.rules import RULES, ProviderRules
 from batchsms.providers.transport import NoAnswer, Reply, Transport

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from batchsms.config import ProviderConfig
-from batchsms.credentials import require
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import OutcomeTable, failed, not_processed, stop
 from batchsms.providers.rules import RULES
 from batchsms.providers.transport import NoAnswer, Reply, Transport

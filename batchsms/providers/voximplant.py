@@ -26,11 +26,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from batchsms.config import ProviderConfig
-from batchsms.credentials import require
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import (
     OutcomeTable,
     failed,

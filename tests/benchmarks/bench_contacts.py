@@ -1,4 +1,4 @@
-"""Time reading a large contact CSV: batchsms.contacts against the plain pandas and pyarrow readers.
+"""Time reading a large contact CSV: batchsms.plan.contacts against plain pandas and pyarrow.
 
     python tests/benchmarks/bench_contacts.py [--rows 1000000] [--quoted] [--keep DIR]
 
@@ -36,8 +36,8 @@ def generate(path: Path, rows: int, quoted: bool) -> None:
 
 
 def read_batchsms(path: Path) -> int:
-    from batchsms.config import ContactsConfig
-    from batchsms.contacts import read_contacts
+    from batchsms.plan.campaign import ContactsConfig
+    from batchsms.plan.contacts import read_contacts
 
     return sum(len(chunk) for chunk in read_contacts(ContactsConfig(path=path)))
 
@@ -65,7 +65,7 @@ def child(reader: str, path: Path) -> None:
     import pandas  # noqa: F401
     import pyarrow.csv  # noqa: F401
 
-    import batchsms.contacts  # noqa: F401
+    import batchsms.plan.contacts  # noqa: F401
 
     imported = time.perf_counter()
     rows = READERS[reader](path)

@@ -31,7 +31,7 @@ import phonenumbers
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from batchsms.segments import count
+from batchsms.plan.segments import count
 
 TEMPLATE = ("Hi << first_name >>! Your order << order >> ships from << city >> today. "
             "Track it at shop.example/t/<< order >>. Questions? Reply HELP.\n")
@@ -91,7 +91,7 @@ def write_campaign(folder: Path, sheet: Path) -> Path:
 
 def time_dry_run(campaign: Path, reports: Path) -> tuple[float, float]:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "batchsms.cli", "dry-run", str(campaign),
+    subprocess.run([sys.executable, "-m", "batchsms.cli.commands", "dry-run", str(campaign),
                     "--reports", str(reports), "--json"], check=True, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

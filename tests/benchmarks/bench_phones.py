@@ -11,7 +11,7 @@ import time
 
 import pandas as pd
 
-from batchsms.phones import normalize, normalize_one
+from batchsms.plan.phones import normalize, normalize_one
 
 SAMPLE = 20_000
 

@@ -48,14 +48,14 @@ from pathlib import Path
 
 import httpx
 
-from batchsms.config import load_campaign
 from batchsms.emulator.rehearsal import base_urls
 from batchsms.emulator.server import free_port
-from batchsms.journal import SENDING, SENT, Change, Journal, Recipient
+from batchsms.plan.campaign import load_campaign
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
 from batchsms.providers.rules import RULES
-from batchsms.sending import JOURNAL, execute, prepare_send
+from batchsms.send.journal import SENDING, SENT, Change, Journal, Recipient
+from batchsms.send.sending import JOURNAL, execute, prepare_send
 
 SENDERS = {"mailjet": "BenchShop", "mailersend": "+12015550100"}
 CREDENTIALS = {"MAILJET_SMS_TOKEN": "rehearsal-token", "MAILERSEND_API_KEY": "rehearsal-key"}

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchsms.config import Campaign, load_campaign
-from batchsms.htmlreport import write_report
-from batchsms.plan import Planner
-from batchsms.report import DryRunCsv
-from batchsms.totals import Totals
-
-DEFAULT_REPORTS = Path("reports")
+from batchsms.plan.campaign import DEFAULT_REPORTS, Campaign, load_campaign, report_dir
+from batchsms.plan.planner import Planner
+from batchsms.plan.totals import Totals
+from batchsms.report.csvfile import DryRunCsv
+from batchsms.report.html import write_report
 
 
 @dataclass(frozen=True)
@@ -19,10 +17,6 @@ class DryRun:
     campaign: Campaign
     totals: Totals
     csv_path: Path | None  # None for ``check``, which writes nothing
-
-
-def report_dir(campaign: Campaign, reports: Path = DEFAULT_REPORTS) -> Path:
-    return reports / campaign.name
 
 
 def dry_run(campaign_path: str | Path, reports: Path | None = DEFAULT_REPORTS,

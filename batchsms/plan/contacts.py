@@ -41,9 +41,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from batchsms import workbook
-from batchsms.config import ContactsConfig
 from batchsms.errors import CampaignError, located
+from batchsms.plan import workbook
+from batchsms.plan.campaign import ContactsConfig
 
 TEXT = pd.StringDtype("pyarrow")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from batchsms.pricing import PriceTable
+from batchsms.plan.pricing import PriceTable
 
 DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
                    "encoding", "segments", "characters", "cost", "ucs2_chars", "text"]

@@ -1,4 +1,4 @@
-"""The column path of `batchsms.phones`: `normalize` for a whole column at once.
+"""The column path of `batchsms.plan.phones`: `normalize` for a whole column at once.
 
 phonenumbers' own metadata patterns are evaluated with RE2 over columns (pyarrow.compute);
 the rows that cannot be decided exactly (``tel:``, scientific notation, odd lengths,
@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 from phonenumbers import PhoneNumberType as Kind
 
-from batchsms.phones import (
+from batchsms.plan.phones import (
     _SEPARATORS,
     _SPACES,
     EMPTY,
@@ -504,7 +504,7 @@ def _strings(series: pd.Series) -> pa.Array:
 
 def normalize(raw: pd.Series, default: str | None,
               regions: pd.Series | None) -> pd.DataFrame:
-    """`batchsms.phones.normalize`, whose docstring states the contract, on checked arguments.
+    """`batchsms.plan.phones.normalize`, whose docstring states the contract, on checked arguments.
 
     `default` is an ISO code phonenumbers knows, or None; `regions`, if given, has the index
     of `raw`.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
-from batchsms.journal import Change, Journal
+from batchsms.send.journal import Change, Journal
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 SEGMENTS.md describes the reference algorithm. `count` ports it for one text and is
 the reference; `count_column` gives the same numbers for a whole column of texts
-without a Python loop over rows (batchsms.segment_columns holds that column path).
+without a Python loop over rows (batchsms.plan.segment_columns holds that column path).
 
 Rules in short: a text is UCS-2 if any grapheme is not a single GSM 03.38 character.
 A segment holds 1120 bits; concatenated parts carry a 48-bit header, so one part
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import regex
 
-from batchsms.charsets import GSM_BASIC, GSM_EXTENSION, SMART_ENCODING
+from batchsms.plan.charsets import GSM_BASIC, GSM_EXTENSION, SMART_ENCODING
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,7 +82,7 @@ def count_column(texts: pd.Series) -> pd.DataFrame:
     `characters` (int64), and `ucs2_chars`: `describe_chars` of the graphemes that
     forced UCS-2 ("" for GSM-7 rows). Equal to `count` row by row.
     """
-    from batchsms import segment_columns  # it builds on this module, so it comes in late
+    from batchsms.plan import segment_columns  # it builds on this module, so it comes in late
 
     return segment_columns.count_column(texts)
 
@@ -92,7 +92,7 @@ def smart_replace_column(texts: pd.Series) -> pd.Series:
 
     Returns a str Series with the same index and name.
     """
-    from batchsms import segment_columns
+    from batchsms.plan import segment_columns
 
     return segment_columns.smart_replace_column(texts)
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchsms.config import Campaign
-from batchsms.plan import REASON_TITLES
-from batchsms.totals import Totals
+from batchsms.plan.campaign import Campaign
+from batchsms.plan.planner import REASON_TITLES
+from batchsms.plan.totals import Totals
 
 BAR_WIDTH = 360
 PALETTE = ["#305496", "#5b9bd5", "#70ad47", "#ffc000", "#ed7d31", "#a5a5a5", "#9e480e",

@@ -6,16 +6,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from batchsms.dryrun import DryRun
-from batchsms.plan import REASON_TITLES
-from batchsms.totals import Group
+from batchsms.plan.planner import REASON_TITLES
+from batchsms.plan.totals import Group
+from batchsms.report.dryrun import DryRun
 
 if TYPE_CHECKING:
-    from batchsms.config import Campaign
-    from batchsms.preview import PreviewRow
-    from batchsms.results import ResultFiles
-    from batchsms.runner import RunResult
-    from batchsms.sending import CampaignStatus, PreparedSend
+    from batchsms.plan.campaign import Campaign
+    from batchsms.plan.preview import PreviewRow
+    from batchsms.report.results import ResultFiles
+    from batchsms.send.runner import RunResult
+    from batchsms.send.sending import CampaignStatus, PreparedSend
 
 
 

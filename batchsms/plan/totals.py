@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from batchsms.plan import OK
-from batchsms.pricing import PriceTable
+from batchsms.plan.planner import OK
+from batchsms.plan.pricing import PriceTable
 
 EXAMPLES_PER_REASON = 3
 TOP_ROWS = 5

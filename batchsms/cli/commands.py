@@ -13,9 +13,7 @@ from typing import Any
 import click
 
 from batchsms import __version__
-from batchsms.dryrun import DEFAULT_REPORTS, check, dry_run
-from batchsms.errors import BatchsmsError, ExitCode
-from batchsms.summary import (
+from batchsms.cli.summary import (
     dry_run_text,
     preview_text,
     send_outcome,
@@ -23,6 +21,9 @@ from batchsms.summary import (
     status_dict,
     status_text,
 )
+from batchsms.errors import BatchsmsError, ExitCode
+from batchsms.plan.campaign import DEFAULT_REPORTS
+from batchsms.report.dryrun import check, dry_run
 
 CAMPAIGN = click.argument("campaign", type=click.Path(path_type=Path))
 REPORTS = click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
@@ -111,7 +112,7 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         return _test_send(campaign, test_to, test_row, reports)
     if test_row is not None:
         raise click.UsageError("--row goes with --test-to")
-    from batchsms.sending import prepare_send
+    from batchsms.send.sending import prepare_send
 
     prepared = prepare_send(campaign, reports, accept_changes=accept_changes,
                             resend_unknown=resend_unknown)
@@ -128,7 +129,7 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
 def _test_send(campaign: Path, to: str, row: int | None, reports: Path) -> int:
     import asyncio
 
-    from batchsms.sending import send_test
+    from batchsms.send.sending import send_test
 
     test = asyncio.run(send_test(campaign, to, row, reports))
     r = test.result
@@ -168,8 +169,8 @@ def _run(prepared: Any) -> Any:
     import asyncio
     import signal
 
-    from batchsms.progress import Progress
-    from batchsms.sending import execute
+    from batchsms.cli.progress import Progress
+    from batchsms.send.sending import execute
 
     progress = Progress(sys.stderr)
 
@@ -196,8 +197,8 @@ def _run(prepared: Any) -> Any:
 
 
 def _finish(prepared: Any, result: Any) -> int:
-    from batchsms.htmlreport import SendView, write_report
-    from batchsms.results import write_results
+    from batchsms.report.html import SendView, write_report
+    from batchsms.report.results import write_results
 
     files = write_results(prepared.planner, prepared.journal, prepared.folder)
     write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
@@ -226,7 +227,7 @@ def status_command(campaign: Path, as_json: bool, reports: Path) -> int:
 
     Example: batchsms status campaigns/spring-sale.yaml
     """
-    from batchsms.sending import campaign_status
+    from batchsms.send.sending import campaign_status
 
     status = campaign_status(campaign, reports)
     if as_json:
@@ -248,7 +249,7 @@ def preview_command(campaign: Path, rows: tuple[int, ...]) -> int:
 
     Example: batchsms preview campaigns/spring-sale.yaml --row 5 --row 11
     """
-    from batchsms.preview import preview
+    from batchsms.plan.preview import preview
 
     loaded, found = preview(campaign, rows)
     click.echo(preview_text(loaded, found, highlight=sys.stdout.isatty()))

@@ -39,7 +39,7 @@ Validity and SMS
 
 ``normalize_one`` is the reference: one number at a time, directly on phonenumbers.
 ``normalize`` gives the same answer for a whole column. It evaluates phonenumbers' own
-metadata patterns with RE2 over columns (pyarrow.compute; batchsms.phone_columns holds that
+metadata patterns with RE2 over columns (pyarrow.compute; batchsms.plan.phone_columns holds that
 column path) and hands the rows it cannot decide exactly (``tel:``, scientific notation, odd
 lengths, another country's dialling prefix such as 011 for US, national prefixes whose
 transform rule applies) to ``normalize_one``.
@@ -123,7 +123,7 @@ def normalize(raw: pd.Series, default_region: str | None = None,
     `regions` holds each row's country column value (same index as `raw`). Row for row the
     result equals :func:`normalize_one`; the work is done on columns.
     """
-    from batchsms import phone_columns  # it builds on this module, so it comes in late
+    from batchsms.plan import phone_columns  # it builds on this module, so it comes in late
 
     default = _region_code(default_region)
     if regions is not None and not regions.index.equals(raw.index):

@@ -9,8 +9,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from batchsms.config import ProviderConfig
 from batchsms.errors import CampaignError
+from batchsms.plan.campaign import ProviderConfig
 
 
 def read_env_file(path: Path) -> dict[str, str]:

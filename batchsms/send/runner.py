@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from batchsms.journal import (
+from batchsms.providers.base import Message, Outcome, Provider, Result
+from batchsms.providers.rules import Rate
+from batchsms.send.journal import (
     FAILED,
     PENDING,
     SENDING,
@@ -38,10 +40,8 @@ from batchsms.journal import (
     Journal,
     Recipient,
 )
-from batchsms.journal_writer import JournalWriter
-from batchsms.limiter import SlidingWindow
-from batchsms.providers.base import Message, Outcome, Provider, Result
-from batchsms.providers.rules import Rate
+from batchsms.send.journal_writer import JournalWriter
+from batchsms.send.limiter import SlidingWindow
 
 T = TypeVar("T")
 LOOKUP_SKEW = 60.0  # look for messages from a little before our own clock said we sent them

@@ -195,6 +195,13 @@ class Campaign(Strict):
                 p.is_absolute() else p for p in value]
 
 
+DEFAULT_REPORTS = Path("reports")
+
+
+def report_dir(campaign: Campaign, reports: Path = DEFAULT_REPORTS) -> Path:
+    return reports / campaign.name
+
+
 # -- loading ------------------------------------------------------------------------------
 
 

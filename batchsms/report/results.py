@@ -23,10 +23,10 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from batchsms.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
-from batchsms.plan import OK, Planner
-from batchsms.pricing import PriceTable
-from batchsms.report import neutralise, neutralise_text
+from batchsms.plan.planner import OK, Planner
+from batchsms.plan.pricing import PriceTable
+from batchsms.report.csvfile import neutralise, neutralise_text
+from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
 
 RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason", "provider_message_id",
                   "provider_status", "encoding", "segments", "cost", "reported_segments",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from batchsms.config import Campaign, load_campaign
 from batchsms.errors import CampaignError
-from batchsms.plan import OK, Planner
-from batchsms.segments import count
+from batchsms.plan.campaign import Campaign, load_campaign
+from batchsms.plan.planner import OK, Planner
+from batchsms.plan.segments import count
 
 FIRST_ROWS = 3
 

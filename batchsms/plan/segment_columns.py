@@ -1,4 +1,4 @@
-"""The column path of `batchsms.segments`: segment counts for a whole column of texts at once.
+"""The column path of `batchsms.plan.segments`: segment counts for a whole column of texts at once.
 
 `count_column` and `smart_replace_column` work on the column's UTF-8 bytes with numpy
 and pyarrow, without a Python loop over rows, and agree with the reference `count` and
@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import regex
 
-from batchsms.charsets import GSM_BASIC, GSM_EXTENSION, SMART_ENCODING
-from batchsms.segments import _GRAPHEME, GSM7, UCS2, _describe, count
+from batchsms.plan.charsets import GSM_BASIC, GSM_EXTENSION, SMART_ENCODING
+from batchsms.plan.segments import _GRAPHEME, GSM7, UCS2, _describe, count
 
 _BLOCK_ROWS = 1 << 17
 _SCAN_BYTES = 1 << 19
@@ -35,7 +35,7 @@ _JOINING = regex.compile(
 
 
 def count_column(texts: pd.Series) -> pd.DataFrame:
-    """`batchsms.segments.count_column`, whose docstring states the contract."""
+    """`batchsms.plan.segments.count_column`, whose docstring states the contract."""
     array = _utf8_array(texts)
     blocks = [_count_block(array.slice(s, _BLOCK_ROWS)) for s in _block_starts(array)]
     ucs2 = pa.array(np.concatenate([b.ucs2 for b in blocks]).astype(np.int8))
@@ -54,7 +54,7 @@ def count_column(texts: pd.Series) -> pd.DataFrame:
 
 
 def smart_replace_column(texts: pd.Series) -> pd.Series:
-    """`batchsms.segments.smart_replace_column`, whose docstring states the contract."""
+    """`batchsms.plan.segments.smart_replace_column`, whose docstring states the contract."""
     array = _utf8_array(texts)
     blocks = [_smart_block(array.slice(s, _BLOCK_ROWS)) for s in _block_starts(array)]
     result = pa.chunked_array(blocks, pa.large_string())

@@ -14,17 +14,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from batchsms.config import Campaign, load_campaign
-from batchsms.dryrun import DEFAULT_REPORTS, report_dir
 from batchsms.errors import BatchsmsError, CampaignError, ExitCode
-from batchsms.journal import MESSAGED, PENDING, SENDING, UNKNOWN, Journal
-from batchsms.phones import normalize_one
-from batchsms.plan import Planner
-from batchsms.pricing import PriceTable
+from batchsms.plan.campaign import DEFAULT_REPORTS, Campaign, load_campaign, report_dir
+from batchsms.plan.phones import normalize_one
+from batchsms.plan.planner import Planner
+from batchsms.plan.pricing import PriceTable
+from batchsms.plan.totals import Totals
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
-from batchsms.runner import Runner, RunResult, SendSettings, Stats
-from batchsms.totals import Totals
+from batchsms.send.journal import MESSAGED, PENDING, SENDING, UNKNOWN, Journal
+from batchsms.send.runner import Runner, RunResult, SendSettings, Stats
 
 JOURNAL = "journal.sqlite"
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchsms.config import PricingConfig
+from batchsms.plan.campaign import PricingConfig
 
 
 @dataclass(frozen=True)

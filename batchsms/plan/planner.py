@@ -16,11 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchsms import contacts, phones, segments
-from batchsms.config import Campaign
-from batchsms.pricing import PriceTable
+from batchsms.plan import contacts, phones, segments
+from batchsms.plan.campaign import Campaign
+from batchsms.plan.pricing import PriceTable
+from batchsms.plan.render import Template, load_template, render_frame
 from batchsms.providers.rules import ProviderRules
-from batchsms.render import Template, load_template, render_frame
 
 OK = "ok"
 SKIPPED = "skipped"

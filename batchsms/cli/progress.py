@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from batchsms.runner import Stats
+from batchsms.send.runner import Stats
 
 LINE_EVERY = 5.0  # seconds between plain lines when the output is not a terminal
 BAR = 24

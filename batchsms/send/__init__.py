@@ -1,0 +1,1 @@
+"""The send stage: the journal, the rate limiter and the runner that sends the plan."""
