@@ -51,7 +51,8 @@ def test_a_fault_without_nth_hits_every_request():
 
 def test_only_accepting_faults_record_the_message():
     assert {k for k in FaultKind if k.records} == {
-        FaultKind.ACCEPT_THEN_ERROR, FaultKind.ACCEPT_THEN_DROP, FaultKind.SLOW}
+        FaultKind.ACCEPT_THEN_ERROR, FaultKind.ACCEPT_THEN_DROP, FaultKind.SLOW,
+        FaultKind.ACCEPT_THEN_CLOSE, FaultKind.ACCEPT_THEN_HTML, FaultKind.ACCEPT_THEN_EMPTY}
 
 
 def test_rate_limit_holds_over_any_sliding_window():

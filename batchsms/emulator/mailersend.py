@@ -42,6 +42,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -60,7 +61,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
-from batchsms.plan.campaign import ProviderConfig
+from batchsms.providers.settings import ProviderConfig
 
 SANDBOX_KEY = "mlsn.sandbox-key"
 DEFAULT_RATE = (60, 60.0)
@@ -113,6 +114,13 @@ def make_account(body: dict[str, Any]) -> Account:
         extra={"paused": set(body.get("paused") or ()), "access": body.get("access", True),
                "number_daily_limit": body.get("number_daily_limit")},
     )
+
+
+def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
+    """``batchsms emulator``'s MailerSend: one account, any sender."""
+    app = create_app()
+    app.state.emulator.accounts["rehearsal-key"] = make_account({"credential": "rehearsal-key"})
+    return app, {"MAILERSEND_API_KEY": "rehearsal-key"}
 
 
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:

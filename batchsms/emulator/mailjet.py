@@ -29,6 +29,7 @@ import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -48,7 +49,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
-from batchsms.plan.campaign import ProviderConfig
+from batchsms.providers.settings import ProviderConfig
 
 SANDBOX_TOKEN = "mailjet-sandbox-token"
 DEFAULT_DAILY_PARTS = 200
@@ -153,6 +154,14 @@ def make_account(body: dict[str, Any]) -> Account:
         extra={"currency": body.get("currency", "EUR"), "access": body.get("access", True),
                "no_account": body.get("no_account", False)},
     )
+
+
+def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
+    """``batchsms emulator``'s Mailjet: one unlimited account, any sender."""
+    app = create_app()
+    app.state.emulator.accounts["rehearsal-token"] = make_account(
+        {"credential": "rehearsal-token", "daily_limit": None})
+    return app, {"MAILJET_SMS_TOKEN": "rehearsal-token"}
 
 
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:
