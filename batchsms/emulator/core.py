@@ -15,7 +15,8 @@ calls into one :class:`EmulatorState` for what is common:
 - ``state.take_rate(account)`` for the provider's rate limit over a sliding window;
 - ``state.accept(...)`` to record a message the provider accepted;
 - ``state.script_for(number)`` for the outcome a test scripted for a destination;
-- :func:`segment_count` for a text's segments, as ``batchsms.plan.segments.count`` counts them.
+- :func:`segment_count` for a text's segments, counted by the emulators' own code
+  (``emulator/segments.py``, held to the golden vectors), not the code they referee.
 
 The control interface (for tests and rehearsals) is mounted at ``/__emulator``:
 
@@ -48,8 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchsms.plan.charsets import GSM_BASIC
-from batchsms.plan.segments import GSM7, count
+from batchsms.emulator import segments
 
 
 class FaultKind(StrEnum):
@@ -232,7 +232,7 @@ def _server_transport(send: Any) -> Any:
 
 
 _SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
-_GSM_BASIC = frozenset(GSM_BASIC)
+_GSM_BASIC = segments.BASIC - {"\x1b"}
 _SINGLE, _PART = 160, 153  # GSM-7 septets in a single segment, and in each part of several
 _URL_PARTS = ("scheme", "server", "path", "query_string", "headers")
 _SECRET_PARAMS = re.compile(r"((?:^|[&?])(?:key|pass|password|token|api_key)=)[^&]*")
@@ -381,17 +381,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def segment_count(text: str) -> tuple[int, str]:
-    """``(segments, encoding)`` of ``text`` exactly as :func:`batchsms.plan.segments.count` gives.
+    """``(segments, encoding)`` of ``text``, by the emulators' own count.
 
     A text of GSM basic characters only (the common case) is counted directly: each is one
-    grapheme of 7 bits, so 160 fit one segment and 153 each part beyond; any other text
-    goes through the reference.
+    grapheme of 7 bits, so 160 fit one segment and 153 each part beyond.
     """
     if _GSM_BASIC.issuperset(text):
         size = len(text)
-        return (1 if size <= _SINGLE else -(-size // _PART)), GSM7
-    counted = count(text)
-    return counted.segments, counted.encoding
+        return (1 if size <= _SINGLE else -(-size // _PART)), segments.GSM7
+    return segments.count(text)
 
 
 def server_error_page(status: int) -> Response:
