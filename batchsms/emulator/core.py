@@ -24,7 +24,9 @@ The control interface (for tests and rehearsals) is mounted at ``/__emulator``:
 - ``POST /__emulator/accounts``  ``{"credential": "...", "balance": "10.00", ...}``
 - ``POST /__emulator/scripts``   ``{"number": "+4512345678", "outcome": "fail", "error": "..."}``
 - ``POST /__emulator/faults``    ``{"kind": "accept_then_error", "nth": 3}``
-- ``POST /__emulator/config``    ``{"rate": {"count": 60, "per": 60}, ...}``
+- ``POST /__emulator/config``    ``{"rate": {"count": 60, "per": 60}, ...}``; every emulator
+  takes ``{"account_error": CODE}``: an error its documentation does not list, answered
+  to every send of every account (``null`` clears it)
 - ``GET  /__emulator/records``   every accepted message
 - ``GET  /__emulator/requests``  every request received (credentials redacted)
 """
@@ -85,6 +87,9 @@ class ScriptedOutcome(StrEnum):
     FAIL = "fail"  # accepted, then failed delivery with ``error``
     PENDING = "pending"  # accepted, stays pending
     REJECT = "reject"  # refused at send time with the provider error ``error``
+    # processed and recorded, yet answered with the error ``error`` (Voximplant's 515
+    # "the same operation has been performed recently" after it had sent the SMS)
+    ACCEPT_THEN_REJECT = "accept_then_reject"
 
 
 @dataclass

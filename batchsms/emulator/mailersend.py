@@ -175,6 +175,9 @@ class _Api:
     # -- endpoints -------------------------------------------------------------------------
     async def send(self, request: Request, account: Account, body: bytes) -> Response:
         payload = _object(body)
+        if self.state.config.get("account_error") is not None:  # e.g. "text"
+            field = str(self.state.config["account_error"])
+            _raise_if({field: [f"The {field} field is invalid."]})
         _raise_if(_validate(self.state, account, payload))
         sender, numbers, text = payload["from"], payload["to"], payload["text"]
         data = _personal_data(payload.get("personalization"))

@@ -183,6 +183,11 @@ class _Api:
             return refuse_before_processing(fault, self._throttled, _server_error)
         try:
             account = self._authorize(request)
+            if self.state.config.get("account_error") is not None:
+                raise _Refusal(JSONResponse({
+                    "ErrorIdentifier": str(uuid.uuid4()),
+                    "ErrorCode": str(self.state.config["account_error"]), "StatusCode": 400,
+                    "ErrorMessage": "Undocumented error."}, status_code=400))
             record = self._accept(account, _payload(body, self._config("max_payload_mb", 1)))
         except _Refusal as refusal:
             return refusal.response

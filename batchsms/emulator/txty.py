@@ -120,6 +120,8 @@ class TxtyEmulator:
             return _auth_error("sms", params)
         if not self.state.take_rate(account.credential):
             return self._throttled()
+        if self.state.config.get("account_error") is not None:
+            return _error(str(self.state.config["account_error"]), {})
         refused = self._refusal(params, account)
         if refused is not None:
             return _error(*refused)

@@ -66,7 +66,7 @@ class Txty6Emulator:
             return Response(status_code=401)
         if not self.state.take_rate(account.credential):
             return _throttled()
-        if self.state.config.get("account_error"):
+        if self.state.config.get("account_error") is not None:
             code = str(self.state.config["account_error"])
             return _error(400, code, "an error the documentation does not list")
         params = request.query_params

@@ -106,10 +106,15 @@ class VoximplantEmulator:
             return account
         if not self.state.take_rate(account.credential):
             return self._throttled()
+        if self.state.config.get("account_error") is not None:
+            return self._error(int(self.state.config["account_error"]), "Undocumented error")
         refusal = self._refusal(account, params)
         if refusal is not None:
             return refusal
         record = self._accept(account, params)
+        script = self.state.script_for(params["destination"])
+        if script.outcome is ScriptedOutcome.ACCEPT_THEN_REJECT:
+            return self._error(_code(script.error, 515))
         answer = JSONResponse({"result": 1, "message_id": int(record.id),
                                "fragments_count": record.segments})
         return await misbehave_after_accept(fault, answer)
