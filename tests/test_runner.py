@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from test_journal import plan_of
+from test_journal import PRICES, plan_of
 from test_limiter import most_in_a_window
 
 from batchsms.providers.base import Message, Outcome, Result
@@ -85,7 +85,8 @@ ROWS = range(2, 12)
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
     journal = Journal.open(tmp_path / "journal.sqlite")
-    journal.add_planned(plan_of({row: (f"+452012{row:04d}", f"Hi {row}") for row in ROWS}))
+    journal.add_planned(plan_of({row: (f"+452012{row:04d}", f"Hi {row}") for row in ROWS}),
+                        PRICES)
     yield journal
     journal.close()
 
