@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
 from batchsms.report.csvfile import neutralise
@@ -54,9 +55,30 @@ class ResultFiles:
     note: str | None = None  # e.g. why results.xlsx was not written
 
 
+class ResultsError(BatchsmsError):
+    """The results files cannot be written; the journal (the source of truth) is intact."""
+
+    exit_code = ExitCode.UNUSABLE
+
+
 def write_results(campaign: Campaign, journal: Journal, folder: Path,
                   chunk_rows: int = 50_000) -> ResultFiles:
-    """Write every results file from the journal alone, chunk by chunk."""
+    """Write every results file from the journal alone, chunk by chunk.
+
+    Raises ResultsError when the folder cannot be written (disk full, read-only).
+    """
+    try:
+        return _write_results(campaign, journal, folder, chunk_rows)
+    except OSError as error:
+        raise ResultsError(
+            f"{folder}: cannot write the results files ({error.strerror or error}). Nothing "
+            "was lost: the journal records every message. Free space or make the folder "
+            "writable, then run batchsms send again: it resumes where this run stopped and "
+            "rewrites the results") from None
+
+
+def _write_results(campaign: Campaign, journal: Journal, folder: Path,
+                   chunk_rows: int) -> ResultFiles:
     folder.mkdir(parents=True, exist_ok=True)
     tally = _Tally()
     csv_path, xlsx_path = folder / "results.csv", folder / "results.xlsx"
@@ -341,7 +363,12 @@ class _XlsxOut:
     def __exit__(self, kind: object, *rest: object) -> None:
         if self.columns:
             self.sheet.autofilter(0, 0, max(self.row, 1), len(self.columns) - 1)
-        self.book.close()
+        from xlsxwriter.exceptions import FileCreateError
+
+        try:
+            self.book.close()
+        except FileCreateError as error:  # xlsxwriter's wrapper of the OSError
+            raise OSError(str(error)) from None
         if kind is None and self.complete:
             self.partial.replace(self.path)
         else:
