@@ -13,6 +13,14 @@ from batchsms.providers.transport import HttpxTransport, Timeouts, network_clien
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own registry of journals (never the user's real one)."""
+    folder = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("BATCHSMS_STATE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

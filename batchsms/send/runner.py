@@ -38,6 +38,7 @@ from batchsms.send.journal import (
     UNKNOWN,
     Change,
     Journal,
+    JournalError,
     Recipient,
 )
 from batchsms.send.journal_writer import JournalWriter
@@ -196,7 +197,18 @@ class Runner:
         await asyncio.gather(*(self._request(batch) for batch in batches))
 
     async def _request(self, batch: list[Recipient]) -> None:
-        """Send one batch in one request, resending the throttled part while it is safe."""
+        """Send one batch in one request, resending the throttled part while it is safe.
+
+        A journal that cannot be written stops the run: no request goes out before its
+        ``sending`` mark is on disk, and a result that cannot be recorded leaves the
+        recipient ``sending``, which the next run looks up.
+        """
+        try:
+            await self._send_batch(batch)
+        except JournalError as error:
+            self._stop(str(error))
+
+    async def _send_batch(self, batch: list[Recipient]) -> None:
         throttles = 0
         while batch and not self.halted:
             async with self.slots, self.limiter.slot():
