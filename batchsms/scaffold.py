@@ -7,6 +7,7 @@ from pathlib import Path
 
 from batchsms.errors import CampaignError
 from batchsms.plan.campaign import NAME_PATTERN
+from batchsms.providers.registry import PROVIDERS
 
 CAMPAIGN = """\
 # {name}: a batchsms campaign. Every key is explained; the commented ones are optional.
@@ -30,7 +31,7 @@ template:
   # text: "Hi << first_name >>!"   # or the text right here (exactly one of path / text)
 
 provider:
-  name: mailjet                    # mailjet | mailersend | voximplant | txty
+  name: mailjet                    # {providers}
   sender: MyShop                   # Mailjet: 3-11 letters or digits
   sandbox: true                    # true: the built-in emulator; set false to send for real
   # base_url: http://127.0.0.1:8025/mailjet   # another address (e.g. `batchsms emulator`)
@@ -75,7 +76,8 @@ def init_campaign(name: str, parent: Path = Path(".")) -> Path:
         raise CampaignError(f"{folder} already exists: choose another name or remove it")
     folder.mkdir(parents=True)
     campaign = folder / f"{name}.yaml"
-    campaign.write_text(CAMPAIGN.format(name=name, folder=folder.as_posix()), encoding="utf-8")
+    campaign.write_text(CAMPAIGN.format(name=name, folder=folder.as_posix(),
+                                         providers=" | ".join(PROVIDERS)), encoding="utf-8")
     (folder / "contacts.csv").write_text(CONTACTS, encoding="utf-8")
     (folder / "message.txt").write_text(MESSAGE, encoding="utf-8")
     return campaign

@@ -23,6 +23,7 @@ from batchsms.cli.summary import (
     track_text,
 )
 from batchsms.errors import BatchsmsError, ExitCode
+from batchsms.providers.registry import PROVIDERS
 from batchsms.report.dryrun import check, dry_run
 
 CAMPAIGN = click.argument("campaign", type=click.Path(path_type=Path))
@@ -330,18 +331,19 @@ def init_command(name: str, folder: Path) -> int:
     return ExitCode.OK
 
 
-@cli.command("emulator")
+_EMULATOR_HELP = (
+    "Serve every provider's emulator over HTTP for rehearsals and tests.\n\n"
+    + ", ".join(e.rules.title for e in PROVIDERS.values()) + " answer under "
+    + ", ".join(f"/{name}" for name in PROVIDERS) + " on one port, each with a seeded "
+    "account that accepts any sender; it prints the provider.base_url values and the "
+    "credentials to export.\n\nExample: batchsms emulator --port 8025")
+
+
+@cli.command("emulator", help=_EMULATOR_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8025, show_default=True, type=int, help="Port to listen on.")
 def emulator_command(host: str, port: int) -> int:
-    """Serve the four provider emulators over HTTP for rehearsals and tests.
-
-    Mailjet, MailerSend, Voximplant and TXTY answer under /mailjet, /mailersend,
-    /voximplant and /txty on one port, each with a seeded account that accepts any
-    sender; it prints the provider.base_url values and the credentials to export.
-
-    Example: batchsms emulator --port 8025
-    """
+    """``batchsms emulator``: its help comes from the provider registry."""
     import uvicorn
 
     from batchsms.emulator.rehearsal import base_urls, rehearsal_app
