@@ -85,22 +85,47 @@ class CampaignLock:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def _live_holder(self, patience: float = 1.0) -> Owner | None:
+        """The holder's record, waiting up to ``patience`` seconds for it: the holder
+        writes it just after taking the lock, and a record left by a killed run (its PID
+        gone on this host) names nobody."""
+        deadline = time.monotonic() + patience
+        while True:
+            owner = self.holder()
+            if owner is not None and _alive(owner):
+                return owner
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+
     def is_held(self) -> bool:
         """Whether another process holds the lock right now (for ``status``)."""
         if not self.path.exists():
             return False
-        with open(self.path, "a+b") as handle:
+        with open(self.path, "rb") as handle:  # read-only: status never needs write access
             if _try_lock(handle):
                 _unlock(handle)
                 return False
         return True
 
     def _busy_message(self) -> str:
-        owner = self.holder()
+        owner = self._live_holder()
         who = owner.describe() if owner else "another process"
         return (f"{self.path.parent}: this campaign is being sent right now by {who}. "
                 "Only one run may send a campaign at a time: wait for it to finish (batchsms "
                 "status shows its progress), or stop it with Ctrl-C; then run again to resume")
+
+
+def _alive(owner: Owner) -> bool:
+    if owner.host != socket.gethostname() or sys.platform == "win32":
+        return True  # cannot tell from here (on Windows, os.kill would end the process)
+    try:
+        os.kill(owner.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True
 
 
 def _write_atomic(path: Path, text: str) -> None:
