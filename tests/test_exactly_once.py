@@ -12,7 +12,6 @@ import json
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import pytest
 from helpers import (
     OTHER_TOKEN,
     REAL_TOKEN,
-    Done,
     Served,
     dk_e164,
     edit_campaign,
@@ -29,51 +27,18 @@ from helpers import (
     processes,
     read_csv,
     real_env,
-    served_emulator,
     start,
     wait_for,
     write_campaign,
 )
 
-from batchsms.cli.commands import main
 from batchsms.send.journal import SCHEMA_VERSION
 
 SLOW = {"concurrency": 1}  # one request at a time, so an emulator delay holds a send open
 
 
-@pytest.fixture(scope="module")
-def module_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with served_emulator(tmp_path_factory.mktemp("emulator")) as served:
-        yield served
-
-
-@pytest.fixture
-def emulator(module_served: Served) -> Served:
-    return module_served.reset()
-
-
-@pytest.fixture
-def batchsms(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """``batchsms ARGS`` in this process (as ``run`` does in a child, only faster): from
-    working folder ``cwd``, with ``env`` as the only provider credentials."""
-
-    def call(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Done:
-        with monkeypatch.context() as patch:
-            patch.chdir(cwd)
-            for name in ("MAILJET_SMS_TOKEN", *(env or {})):
-                patch.delenv(name, raising=False)
-            for name, value in (env or {}).items():
-                patch.setenv(name, value)
-            capsys.readouterr()
-            code = main(args)
-            out, err = capsys.readouterr()
-        return Done(int(code), out, err)
-
-    return call
-
-
-def everyone_once(emulator: Served, count: int, account: str | None = REAL_TOKEN) -> bool:
-    return emulator.per_number(account) == {dk_e164(i): 1 for i in range(count)}
+def everyone_once(sms_emulator: Served, count: int, account: str | None = REAL_TOKEN) -> bool:
+    return sms_emulator.per_number(account) == {dk_e164(i): 1 for i in range(count)}
 
 
 def journal_of(campaign: Path, name: str = "spring") -> Path:
@@ -89,10 +54,10 @@ def states(journal: Path) -> dict[str, int]:
 
 # -- one sender at a time ----------------------------------------------------------------------
 @pytest.mark.parametrize("gap", [0.1, 2.0])
-def test_a_second_send_of_the_same_campaign_refuses_naming_the_first(emulator, tmp_path, gap):
+def test_a_second_send_of_the_same_campaign_refuses_naming_the_first(sms_emulator, tmp_path, gap):
     count = 30
-    campaign = write_campaign(tmp_path, emulator.url, count, send=SLOW)
-    emulator.slow(0.1)
+    campaign = write_campaign(tmp_path, sms_emulator.url, count, send=SLOW)
+    sms_emulator.slow(0.1)
     with processes() as started:
         first = start(["send", str(campaign), "--yes"], tmp_path, real_env())
         started.append(first)
@@ -106,108 +71,110 @@ def test_a_second_send_of_the_same_campaign_refuses_naming_the_first(emulator, t
         refused_after = time.monotonic() - began
         loser, winner = (first, second) if first.poll() is not None else (second, first)
         assert winner.poll() is None, "the refusal came only after the other run had finished"
-        emulator.fast()
+        sms_emulator.fast()
         lost, won = finish(loser), finish(winner)
     assert lost.code == 2, lost.err
     assert f"PID {winner.pid}" in lost.err and "batchsms send" in lost.err
     assert "being sent right now" in lost.err and "Traceback" not in lost.err
     assert won.code == 0, won.err
-    assert everyone_once(emulator, count)
+    assert everyone_once(sms_emulator, count)
     print(f"gap {gap}s: refused {refused_after:.2f}s after the second started")
 
 
-def test_status_reads_a_running_send_and_shows_it_running(batchsms, emulator, tmp_path):
+def test_status_reads_a_running_send_and_shows_it_running(batchsms_cli, sms_emulator, tmp_path):
     count = 20
-    campaign = write_campaign(tmp_path, emulator.url, count, send=SLOW)
-    emulator.slow(0.2)
+    campaign = write_campaign(tmp_path, sms_emulator.url, count, send=SLOW)
+    sms_emulator.slow(0.2)
     with processes() as started:
         sender = start(["send", str(campaign), "--yes"], tmp_path, real_env())
         started.append(sender)
-        wait_for(lambda: len(emulator.state.records) >= 2, 30, "the send to be under way")
-        status = batchsms(["status", str(campaign), "--json"], tmp_path)
+        wait_for(lambda: len(sms_emulator.state.records) >= 2, 30, "the send to be under way")
+        status = batchsms_cli(["status", str(campaign), "--json"], tmp_path)
         still_running = sender.poll() is None
-        emulator.fast()
+        sms_emulator.fast()
         sent = finish(sender)
     assert still_running and status.code == 0, status.err
     data = json.loads(status.out)
     assert data["complete"] is False and data["sent"] >= 1
     assert f"PID {sender.pid}" in data["running"]
-    assert sent.code == 0 and everyone_once(emulator, count)
-    after = json.loads(batchsms(["status", str(campaign), "--json"], tmp_path).out)
+    assert sent.code == 0 and everyone_once(sms_emulator, count)
+    after = json.loads(batchsms_cli(["status", str(campaign), "--json"], tmp_path).out)
     assert after["complete"] is True and after["running"] is None and after["sent"] == count
 
 
-def test_sigkill_mid_send_then_send_again_resumes_at_once_exactly_once(batchsms, emulator,
-                                                                     tmp_path):
+def test_sigkill_mid_send_then_send_again_resumes_at_once_exactly_once(
+        batchsms_cli, sms_emulator, tmp_path):
     count = 30
-    campaign = write_campaign(tmp_path, emulator.url, count, send=SLOW)
-    emulator.slow(0.1)
+    campaign = write_campaign(tmp_path, sms_emulator.url, count, send=SLOW)
+    sms_emulator.slow(0.1)
     with processes() as started:
         victim = start(["send", str(campaign), "--yes"], tmp_path, real_env())
         started.append(victim)
-        wait_for(lambda: len(emulator.state.records) >= 5, 30, "the send to be under way")
+        wait_for(lambda: len(sms_emulator.state.records) >= 5, 30, "the send to be under way")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
-    before = len(emulator.state.records)
+    before = len(sms_emulator.state.records)
     assert 5 <= before < count
     assert (journal_of(campaign).with_name("journal.sqlite.lock")).exists()  # left behind
-    emulator.fast()
-    again = batchsms(["send", str(campaign), "--yes"], tmp_path, real_env())
+    sms_emulator.fast()
+    again = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env())
     assert again.code == 0, again.err
     assert "Resuming" in again.out
-    assert everyone_once(emulator, count)
+    assert everyone_once(sms_emulator, count)
     assert states(journal_of(campaign)) == {"sent": count}
 
 
 # -- one journal wherever it is run from -------------------------------------------------------
 def test_the_same_campaign_from_another_working_folder_finds_its_journal(
-        batchsms, emulator, tmp_path):
+        batchsms_cli, sms_emulator, tmp_path):
     count = 6
     folder = tmp_path / "campaign"
-    campaign = write_campaign(folder, emulator.url, count)
+    campaign = write_campaign(folder, sms_emulator.url, count)
     elsewhere = tmp_path / "cron"
     elsewhere.mkdir()
-    first = batchsms(["send", "campaign.yaml", "--yes"], folder, real_env())
+    first = batchsms_cli(["send", "campaign.yaml", "--yes"], folder, real_env())
     assert first.code == 0, first.err
-    status = batchsms(["status", str(campaign), "--json"], elsewhere)
+    status = batchsms_cli(["status", str(campaign), "--json"], elsewhere)
     assert json.loads(status.out)["complete"] is True
-    second = batchsms(["send", "../campaign/campaign.yaml", "--yes"], elsewhere, real_env())
+    second = batchsms_cli(["send", "../campaign/campaign.yaml", "--yes"], elsewhere, real_env())
     assert second.code == 0, second.err
     assert "Nothing left to send" in second.out
-    assert everyone_once(emulator, count)
+    assert everyone_once(sms_emulator, count)
     assert not (elsewhere / "reports").exists()
 
 
-def test_another_reports_folder_or_a_copy_is_refused_naming_the_first_journal(batchsms, emulator,
-                                                                              tmp_path):
+def test_another_reports_folder_or_a_copy_is_refused_naming_the_first_journal(
+        batchsms_cli, sms_emulator, tmp_path):
     count = 5
-    campaign = write_campaign(tmp_path / "a", emulator.url, count)
-    assert batchsms(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
+    campaign = write_campaign(tmp_path / "a", sms_emulator.url, count)
+    assert batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
     first_journal = journal_of(campaign).resolve()
 
-    other = batchsms(["send", str(campaign), "--yes", "--reports", "elsewhere"], tmp_path,
+    other = batchsms_cli(["send", str(campaign), "--yes", "--reports", "elsewhere"], tmp_path,
                 real_env())
-    copy = write_campaign(tmp_path / "b", emulator.url, count)  # the same campaign, copied
-    copied = batchsms(["send", str(copy), "--yes"], tmp_path, real_env())
+    copy = write_campaign(tmp_path / "b", sms_emulator.url, count)  # the same campaign, copied
+    copied = batchsms_cli(["send", str(copy), "--yes"], tmp_path, real_env())
     for refused in (other, copied):
         assert refused.code == 2, refused.err
         assert str(first_journal) in refused.err and f"{count} sent" in refused.err
         assert "--message-everyone-again" in refused.err and "Traceback" not in refused.err
-    assert everyone_once(emulator, count)
+    assert everyone_once(sms_emulator, count)
 
-    again = batchsms(["send", str(copy), "--yes", "--message-everyone-again"], tmp_path, real_env())
+    again = batchsms_cli(["send", str(copy), "--yes", "--message-everyone-again"], tmp_path,
+                         real_env())
     assert again.code == 0, again.err
-    assert emulator.per_number() == {dk_e164(i): 2 for i in range(count)}
+    assert sms_emulator.per_number() == {dk_e164(i): 2 for i in range(count)}
 
 
-def test_starting_over_messages_say_that_everyone_is_messaged_again(batchsms, emulator, tmp_path):
-    campaign = write_campaign(tmp_path, emulator.url, 3)
-    assert batchsms(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
+def test_starting_over_messages_say_that_everyone_is_messaged_again(
+        batchsms_cli, sms_emulator, tmp_path):
+    campaign = write_campaign(tmp_path, sms_emulator.url, 3)
+    assert batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
     (tmp_path / "template.txt").write_text("Changed << name >>", encoding="utf-8")
-    changed = batchsms(["send", str(campaign), "--yes"], tmp_path, real_env())
+    changed = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env())
     assert changed.code == 2
     assert "message everyone again" in changed.err
-    assert everyone_once(emulator, 3)
+    assert everyone_once(sms_emulator, 3)
 
 
 # -- rehearsals never count --------------------------------------------------------------------
@@ -220,75 +187,76 @@ def go_real(campaign: Path, url: str) -> None:
 
 
 def test_a_sandbox_rehearsal_then_the_real_send_messages_everyone_once(
-        batchsms, emulator, tmp_path):
+        batchsms_cli, sms_emulator, tmp_path):
     count = 7
     campaign = write_campaign(tmp_path, None, count, sandbox=True)
-    rehearsed = batchsms(["send", str(campaign), "--yes"], tmp_path)
+    rehearsed = batchsms_cli(["send", str(campaign), "--yes"], tmp_path)
     assert rehearsed.code == 0, rehearsed.err
-    assert emulator.per_number(None) == {}  # the sandbox is in-process
-    go_real(campaign, emulator.url)
-    real = batchsms(["send", str(campaign), "--yes", "--accept-changes"], tmp_path, real_env())
+    assert sms_emulator.per_number(None) == {}  # the sandbox is in-process
+    go_real(campaign, sms_emulator.url)
+    real = batchsms_cli(["send", str(campaign), "--yes", "--accept-changes"], tmp_path, real_env())
     assert real.code == 0, real.err
     assert f"{count} earlier sends went to a rehearsal account" in real.out
-    assert everyone_once(emulator, count, None)
-    status = json.loads(batchsms(["status", str(campaign), "--json"], tmp_path).out)
+    assert everyone_once(sms_emulator, count, None)
+    status = json.loads(batchsms_cli(["status", str(campaign), "--json"], tmp_path).out)
     assert status["complete"] and status["sent"] == count
     assert status["rehearsal_messages"] == count
 
 
-def test_a_rehearsal_against_batchsms_emulator_then_a_real_account(batchsms, emulator, tmp_path):
+def test_a_rehearsal_against_batchsms_emulator_then_a_real_account(
+        batchsms_cli, sms_emulator, tmp_path):
     count = 5
-    campaign = write_campaign(tmp_path, emulator.url, count)
-    rehearsed = batchsms(["send", str(campaign), "--yes"], tmp_path, emulator.rehearsal_env)
+    campaign = write_campaign(tmp_path, sms_emulator.url, count)
+    rehearsed = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, sms_emulator.rehearsal_env)
     assert rehearsed.code == 0, rehearsed.err
-    assert everyone_once(emulator, count, "rehearsal-token")
-    real = batchsms(["send", str(campaign), "--yes"], tmp_path, real_env())
+    assert everyone_once(sms_emulator, count, "rehearsal-token")
+    real = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env())
     assert real.code == 0, real.err
     assert f"{count} earlier sends went to a rehearsal account" in real.out
-    assert everyone_once(emulator, count, REAL_TOKEN)
+    assert everyone_once(sms_emulator, count, REAL_TOKEN)
     # and a rehearsal after real messages went out is refused: it would mark nobody as sent
-    after = batchsms(["send", str(campaign), "--yes"], tmp_path, emulator.rehearsal_env)
+    after = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, sms_emulator.rehearsal_env)
     assert after.code == 2 and "rehearsal" in after.err
-    assert len(emulator.state.records) == 2 * count
+    assert len(sms_emulator.state.records) == 2 * count
 
 
-def test_only_base_url_changed_resends_nothing(batchsms, emulator, tmp_path):
+def test_only_base_url_changed_resends_nothing(batchsms_cli, sms_emulator, tmp_path):
     count = 4
-    campaign = write_campaign(tmp_path, emulator.url, count)
-    assert batchsms(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
-    proxy = emulator.url.replace("127.0.0.1", "localhost")
+    campaign = write_campaign(tmp_path, sms_emulator.url, count)
+    assert batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
+    proxy = sms_emulator.url.replace("127.0.0.1", "localhost")
     edit_campaign(campaign, lambda d: d["provider"].update(base_url=proxy))
-    again = batchsms(["send", str(campaign), "--yes", "--accept-changes"], tmp_path, real_env())
+    again = batchsms_cli(["send", str(campaign), "--yes", "--accept-changes"], tmp_path, real_env())
     assert again.code == 0, again.err
     assert "Nothing left to send" in again.out
-    assert everyone_once(emulator, count)
+    assert everyone_once(sms_emulator, count)
 
 
-def test_another_real_account_is_refused_unless_same_account(batchsms, emulator, tmp_path):
+def test_another_real_account_is_refused_unless_same_account(batchsms_cli, sms_emulator, tmp_path):
     count = 4
-    campaign = write_campaign(tmp_path, emulator.url, count)  # 4 now, 2 more later
-    assert batchsms(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
-    write_campaign(tmp_path, emulator.url, count + 2)
-    other = batchsms(["send", str(campaign), "--yes", "--accept-changes"], tmp_path,
+    campaign = write_campaign(tmp_path, sms_emulator.url, count)  # 4 now, 2 more later
+    assert batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
+    write_campaign(tmp_path, sms_emulator.url, count + 2)
+    other = batchsms_cli(["send", str(campaign), "--yes", "--accept-changes"], tmp_path,
                 real_env(OTHER_TOKEN))
     assert other.code == 2, other.err
     assert "--same-account" in other.err and OTHER_TOKEN not in other.err
-    assert len(emulator.state.records) == count
-    same = batchsms(["send", str(campaign), "--yes", "--accept-changes", "--same-account"],
+    assert len(sms_emulator.state.records) == count
+    same = batchsms_cli(["send", str(campaign), "--yes", "--accept-changes", "--same-account"],
                     tmp_path, real_env(OTHER_TOKEN))
     assert same.code == 0, same.err
-    assert emulator.per_number(None) == {dk_e164(i): 1 for i in range(count + 2)}
-    assert emulator.per_number(OTHER_TOKEN) == {dk_e164(i): 1 for i in (count, count + 1)}
+    assert sms_emulator.per_number(None) == {dk_e164(i): 1 for i in range(count + 2)}
+    assert sms_emulator.per_number(OTHER_TOKEN) == {dk_e164(i): 1 for i in (count, count + 1)}
 
 
-def test_test_sends_alone_never_make_a_campaign_complete(batchsms, emulator, tmp_path):
-    campaign = write_campaign(tmp_path, emulator.url, 1)
-    tested = batchsms(["send", str(campaign), "--test-to", "+4520999999"], tmp_path, real_env())
+def test_test_sends_alone_never_make_a_campaign_complete(batchsms_cli, sms_emulator, tmp_path):
+    campaign = write_campaign(tmp_path, sms_emulator.url, 1)
+    tested = batchsms_cli(["send", str(campaign), "--test-to", "+4520999999"], tmp_path, real_env())
     assert tested.code == 0, tested.err
-    status = batchsms(["status", str(campaign), "--json"], tmp_path)
+    status = batchsms_cli(["status", str(campaign), "--json"], tmp_path)
     data = json.loads(status.out)
     assert data["complete"] is False and data["test_sends"] == 1 and data["sent"] == 0
-    assert emulator.per_number() == {"+4520999999": 1}
+    assert sms_emulator.per_number() == {"+4520999999": 1}
 
 
 # -- the journal of the previous release -------------------------------------------------------
@@ -354,20 +322,20 @@ def write_v1_journal(campaign: Path, count: int, sent: int) -> None:
     db.close()
 
 
-def test_a_journal_of_the_previous_release_opens_resumes_and_keeps_its_money(batchsms, emulator,
-                                                                             tmp_path):
+def test_a_journal_of_the_previous_release_opens_resumes_and_keeps_its_money(
+        batchsms_cli, sms_emulator, tmp_path):
     count, sent = 6, 4
-    campaign = write_campaign(tmp_path, emulator.url, count)
+    campaign = write_campaign(tmp_path, sms_emulator.url, count)
     write_v1_journal(campaign, count, sent)
 
-    status = batchsms(["status", str(campaign), "--json"], tmp_path)
+    status = batchsms_cli(["status", str(campaign), "--json"], tmp_path)
     assert status.code == 0, status.err
     before = json.loads(status.out)
     assert (before["sent"], before["pending"], before["cost_so_far"]) == (sent, 2, "0.16")
 
-    resumed = batchsms(["send", str(campaign), "--yes"], tmp_path, real_env())
+    resumed = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env())
     assert resumed.code == 0, resumed.err
-    assert emulator.per_number() == {dk_e164(i): 1 for i in range(sent, count)}
+    assert sms_emulator.per_number() == {dk_e164(i): 1 for i in range(sent, count)}
     with sqlite3.connect(journal_of(campaign)) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == \
             str(SCHEMA_VERSION)
@@ -377,25 +345,25 @@ def test_a_journal_of_the_previous_release_opens_resumes_and_keeps_its_money(bat
     rows = {r["e164"]: r for r in read_csv(journal_of(campaign).parent / "results.csv")}
     assert rows[dk_e164(0)]["provider_message_id"] == "v1-0"
     assert {r["cost"] for r in rows.values()} == {"0.04"}
-    after = json.loads(batchsms(["status", str(campaign), "--json"], tmp_path).out)
+    after = json.loads(batchsms_cli(["status", str(campaign), "--json"], tmp_path).out)
     assert after["cost_so_far"] == "0.24" and after["complete"] is True
 
 
 # -- what was sent stays as it was sent --------------------------------------------------------
 def test_a_price_or_template_change_after_sending_changes_nothing_recorded(
-        batchsms, emulator, tmp_path):
+        batchsms_cli, sms_emulator, tmp_path):
     count = 4
-    campaign = write_campaign(tmp_path, emulator.url, count)
-    write_campaign(tmp_path, emulator.url, 2)  # send the first two only
-    assert batchsms(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
+    campaign = write_campaign(tmp_path, sms_emulator.url, count)
+    write_campaign(tmp_path, sms_emulator.url, 2)  # send the first two only
+    assert batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
     folder = journal_of(campaign).parent
     money_before = json.loads((folder / "summary.json").read_text())["estimated_cost"]
     assert money_before == "0.08"
 
-    write_campaign(tmp_path, emulator.url, count, template="New text for << name >>",
+    write_campaign(tmp_path, sms_emulator.url, count, template="New text for << name >>",
                    pricing={"currency": "EUR", "default": "0.05",
                             "countries": {"DK": "0.0375"}})
-    again = batchsms(["send", str(campaign), "--yes", "--accept-changes"], tmp_path, real_env())
+    again = batchsms_cli(["send", str(campaign), "--yes", "--accept-changes"], tmp_path, real_env())
     assert again.code == 0, again.err
     rows = {r["e164"]: r for r in read_csv(folder / "results.csv")}
     assert [rows[dk_e164(i)]["text"] for i in range(count)] == \
@@ -404,6 +372,6 @@ def test_a_price_or_template_change_after_sending_changes_nothing_recorded(
         [Decimal("0.04")] * 2 + [Decimal("0.0375")] * 2
     summary = json.loads((folder / "summary.json").read_text())
     assert Decimal(summary["estimated_cost"]) == Decimal("0.155")
-    status = json.loads(batchsms(["status", str(campaign), "--json"], tmp_path).out)
+    status = json.loads(batchsms_cli(["status", str(campaign), "--json"], tmp_path).out)
     assert Decimal(status["cost_so_far"]) == Decimal("0.155")
-    assert everyone_once(emulator, count)
+    assert everyone_once(sms_emulator, count)
