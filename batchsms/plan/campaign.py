@@ -133,7 +133,7 @@ class Campaign(Strict):
     pricing: PricingConfig
     send: SendConfig = Field(default_factory=SendConfig)
     suppression: list[Path] = Field(default_factory=list)
-    # relative to the campaign file, not the working folder (the default too: validated)
+    # relative to the campaign file (the default too), never to the working folder
     reports: Path = Field(default=Path("reports"), validate_default=True)
 
     source: Path | None = Field(default=None, exclude=True)
