@@ -54,7 +54,8 @@ def states(journal: Path) -> dict[str, int]:
 
 # -- one sender at a time ----------------------------------------------------------------------
 @pytest.mark.parametrize("gap", [0.1, 2.0])
-def test_a_second_send_of_the_same_campaign_refuses_naming_the_first(sms_emulator, tmp_path, gap):
+def test_a_second_send_refuses_naming_the_first_and_status_shows_it_running(
+        batchsms_cli, sms_emulator, tmp_path, gap):
     count = 30
     campaign = write_campaign(tmp_path, sms_emulator.url, count, send=SLOW)
     sms_emulator.slow(0.1)
@@ -70,7 +71,12 @@ def test_a_second_send_of_the_same_campaign_refuses_naming_the_first(sms_emulato
                  "one of the two sends to end")
         refused_after = time.monotonic() - began
         loser, winner = (first, second) if first.poll() is not None else (second, first)
-        assert winner.poll() is None, "the refusal came only after the other run had finished"
+        # while the winner sends: status reads the journal; a test send is refused too
+        wait_for(lambda: len(sms_emulator.state.records) >= 1, 30, "the send to be under way")
+        status = batchsms_cli(["status", str(campaign), "--json"], tmp_path)
+        test_send = batchsms_cli(["send", str(campaign), "--test-to", "+4520999999"], tmp_path,
+                                 real_env())
+        assert winner.poll() is None, "the other run finished before the checks"
         sms_emulator.fast()
         lost, won = finish(loser), finish(winner)
     assert lost.code == 2, lost.err
@@ -78,28 +84,13 @@ def test_a_second_send_of_the_same_campaign_refuses_naming_the_first(sms_emulato
     assert "being sent right now" in lost.err and "Traceback" not in lost.err
     assert won.code == 0, won.err
     assert everyone_once(sms_emulator, count)
-    print(f"gap {gap}s: refused {refused_after:.2f}s after the second started")
-
-
-def test_status_reads_a_running_send_and_shows_it_running(batchsms_cli, sms_emulator, tmp_path):
-    count = 20
-    campaign = write_campaign(tmp_path, sms_emulator.url, count, send=SLOW)
-    sms_emulator.slow(0.2)
-    with processes() as started:
-        sender = start(["send", str(campaign), "--yes"], tmp_path, real_env())
-        started.append(sender)
-        wait_for(lambda: len(sms_emulator.state.records) >= 2, 30, "the send to be under way")
-        status = batchsms_cli(["status", str(campaign), "--json"], tmp_path)
-        still_running = sender.poll() is None
-        sms_emulator.fast()
-        sent = finish(sender)
-    assert still_running and status.code == 0, status.err
-    data = json.loads(status.out)
-    assert data["complete"] is False and data["sent"] >= 1
-    assert f"PID {sender.pid}" in data["running"]
-    assert sent.code == 0 and everyone_once(sms_emulator, count)
+    assert status.code == 0, status.err
+    running = json.loads(status.out)
+    assert running["complete"] is False and f"PID {winner.pid}" in running["running"]
+    assert test_send.code == 2 and f"PID {winner.pid}" in test_send.err
     after = json.loads(batchsms_cli(["status", str(campaign), "--json"], tmp_path).out)
     assert after["complete"] is True and after["running"] is None and after["sent"] == count
+    print(f"gap {gap}s: refused {refused_after:.2f}s after the second started")
 
 
 def test_sigkill_mid_send_then_send_again_resumes_at_once_exactly_once(
