@@ -134,7 +134,12 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         return _finish(prepared, None)
     if not yes and not _confirmed(prepared, left["to_send"]):
         return ExitCode.UNUSABLE
-    return _finish(prepared, _run(prepared))
+    try:
+        result = _run(prepared)
+    except BaseException:
+        prepared.close()  # let the next run take the campaign's lock (library callers too)
+        raise
+    return _finish(prepared, result)
 
 
 def _test_send(campaign: Path, to: str, row: int | None, reports: Path) -> int:
