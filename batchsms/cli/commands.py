@@ -20,6 +20,7 @@ from batchsms.cli.summary import (
     send_preamble,
     status_dict,
     status_text,
+    track_text,
 )
 from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.providers.registry import PROVIDERS
@@ -133,7 +134,12 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         return _finish(prepared, None)
     if not yes and not _confirmed(prepared, left["to_send"]):
         return ExitCode.UNUSABLE
-    return _finish(prepared, _run(prepared))
+    try:
+        result = _run(prepared)
+    except BaseException:
+        prepared.close()  # let the next run take the campaign's lock (library callers too)
+        raise
+    return _finish(prepared, result)
 
 
 def _test_send(campaign: Path, to: str, row: int | None, reports: Path) -> int:
@@ -225,6 +231,49 @@ def _finish(prepared: Any, result: Any) -> int:
     data = files.summary_data
     return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or data["pending"] \
         else ExitCode.OK
+
+
+@cli.command("track")
+@CAMPAIGN
+@JSON
+@click.option("--wait", is_flag=True,
+              help="Ask again every minute until every outcome and delivery is final "
+              "(at most --max-wait).")
+@click.option("--max-wait", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              metavar="SECONDS", help="With --wait: give up after this long.")
+@REPORTS
+def track_command(campaign: Path, as_json: bool, wait: bool, max_wait: float,
+                  reports: Path) -> int:
+    """Ask the provider what became of each message: late confirmations and deliveries.
+
+    Unknown outcomes the provider now shows become sent; every sent message gets its
+    delivery (delivered, undelivered, expired, pending, unknown) in results.csv,
+    results.xlsx and summary.json. Never sends. Exit 0 when everything is final, 1 when
+    some outcomes or deliveries are still open.
+
+    Example: batchsms track campaigns/spring-sale.yaml --wait
+    """
+    import asyncio
+
+    from batchsms.report.results import write_results
+    from batchsms.send.journal import Journal
+    from batchsms.send.tracking import track
+
+    result = asyncio.run(track(campaign, reports, wait=wait, max_wait=max_wait))
+    journal = Journal.open(result.journal_path, readonly=True)
+    try:
+        files = write_results(result.campaign, journal, result.journal_path.parent)
+    finally:
+        journal.close()
+    data = {"campaign": result.campaign.name, "asked": result.asked,
+            "confirmed": result.confirmed, "still_unknown": result.still_unknown,
+            "deliveries": result.deliveries, "resolved": result.resolved,
+            "note": result.note, "results": str(files.csv)}
+    if as_json:
+        _print_json(data)
+    else:
+        click.echo(track_text(result, files))
+    return ExitCode.OK if result.resolved or result.note else ExitCode.SOME_FAILED
 
 
 @cli.command("status")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from batchsms.report.results import ResultFiles
     from batchsms.send.runner import RunResult
     from batchsms.send.sending import CampaignStatus, PreparedSend
+    from batchsms.send.tracking import TrackResult
 
 
 
@@ -196,3 +197,21 @@ def _mark(text: str, chars: tuple[str, ...], highlight: bool) -> str:
     for char in sorted(set(chars), key=len, reverse=True):
         text = text.replace(char, f"\x1b[7m{char}\x1b[27m" if highlight else f"⟦{char}⟧")
     return text
+
+
+def track_text(result: TrackResult, files: ResultFiles) -> str:
+    """What ``track`` learnt, and what is still open."""
+    if result.note:
+        return f"{result.campaign.name}: {result.note}."
+    d = result.deliveries
+    lines = [f"{result.campaign.name}: asked the provider about {result.asked:,} messages.",
+             "  deliveries of sent messages: " + (", ".join(
+                 f"{state} {n:,}" for state, n in sorted(d.items())) or "none yet")]
+    if result.confirmed:
+        lines.append(f"  {result.confirmed:,} unknown outcomes are now confirmed as sent")
+    if result.still_unknown:
+        age = _iso(result.oldest_unknown) or "an unknown time"
+        lines.append(f"  {result.still_unknown:,} outcomes are still unknown (the oldest went "
+                     f"out {age}); run track again later, or check with the provider")
+    lines.append(f"Results: {files.csv}")
+    return "\n".join(lines)

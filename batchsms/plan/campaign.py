@@ -133,7 +133,8 @@ class Campaign(Strict):
     pricing: PricingConfig
     send: SendConfig = Field(default_factory=SendConfig)
     suppression: list[Path] = Field(default_factory=list)
-    reports: Path = Path("reports")  # relative to the campaign file, not the working folder
+    # relative to the campaign file (the default too), never to the working folder
+    reports: Path = Field(default=Path("reports"), validate_default=True)
 
     source: Path | None = Field(default=None, exclude=True)
 

@@ -7,6 +7,7 @@ journal says is left; ``campaign_status`` reads the journal.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 import time
@@ -25,7 +26,16 @@ from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
 from batchsms.providers.credentials import environment, require
 from batchsms.send.accounts import Account, account_for, parse_key, sandbox_account
-from batchsms.send.journal import FAILED, MESSAGED, PENDING, SENDING, SENT, UNKNOWN, Journal
+from batchsms.send.journal import (
+    FAILED,
+    MESSAGED,
+    PENDING,
+    SENDING,
+    SENT,
+    UNKNOWN,
+    Journal,
+    JournalError,
+)
 from batchsms.send.lock import CampaignLock, Owner
 from batchsms.send.registry import Entry, Registry, SecondJournal
 from batchsms.send.runner import Runner, RunResult, SendSettings, Stats
@@ -158,7 +168,7 @@ def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
                 "others. (A new campaign name would start a new journal and message everyone "
                 "again, including those already messaged.)")
         _plan_into(prepared, prints)
-        _check_budget(campaign, prepared.totals)
+        _check_budget(campaign, prepared.totals, journal)
         prepared.resent_unknown = journal.resend_unknown() if resend_unknown else 0
     except BaseException:
         prepared.discard() if created else prepared.close()
@@ -271,15 +281,23 @@ def _changes(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
     return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
 
 
-def _check_budget(campaign: Campaign, totals: Totals) -> None:
+def _check_budget(campaign: Campaign, totals: Totals, journal: Journal) -> None:
+    """The whole campaign's cost against ``send.budget``: what went out (or may have) at
+    the price it went out at, plus what is left at today's prices. (The plan's totals
+    alone would price earlier messages at today's list: a cheaper list after sending
+    would make room for more than the budget.)"""
     budget = campaign.send.budget
-    estimate = totals.prices.money(totals.cost)
-    if budget is not None and estimate > budget:
-        cur = totals.prices.currency
+    if budget is None:
+        return
+    cur = totals.prices.currency
+    spent = journal.cost(MESSAGED).get(cur, Decimal(0))
+    estimate = spent + journal.cost((PENDING,)).get(cur, Decimal(0))
+    if estimate > budget:
+        already = f" ({cur} {spent} of it already went out)" if spent else ""
         raise BudgetExceeded(
-            f"{campaign.source}: send.budget: the estimate is {cur} {estimate}, over the budget "
-            f"of {cur} {budget} by {cur} {estimate - budget}. Raise send.budget, or remove "
-            "recipients (see the dry run's most expensive rows)")
+            f"{campaign.source}: send.budget: the estimate is {cur} {estimate}{already}, over "
+            f"the budget of {cur} {budget} by {cur} {estimate - budget}. Raise send.budget, or "
+            "remove recipients (see the dry run's most expensive rows)")
 
 
 def settings_for(campaign: Campaign) -> SendSettings:
@@ -310,7 +328,10 @@ async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = No
     finally:
         outcome = "error" if result is None else (
             "interrupted" if result.interrupted else "stopped" if result.stopped else "finished")
-        journal.finish_run(run, time.time(), outcome)
+        # the run's end is bookkeeping: every recipient's state is already on disk, and a
+        # journal that cannot take it (disk full) must not hide why the run stopped
+        with contextlib.suppress(JournalError):
+            journal.finish_run(run, time.time(), outcome)
     return result
 
 
@@ -401,7 +422,7 @@ def campaign_status(campaign_path: str | Path, reports: Path | None = None) -> C
     """
     campaign = load_campaign(campaign_path)
     path = report_dir(campaign, reports) / JOURNAL
-    if not path.is_file():
+    if not path.exists():
         raise CampaignError(f"{campaign.source}: this campaign has not been sent yet (no journal "
                             f"at {path}){_elsewhere(campaign.name)}. Run batchsms dry-run, then "
                             "batchsms send")
@@ -409,6 +430,7 @@ def campaign_status(campaign_path: str | Path, reports: Path | None = None) -> C
     running = lock.holder() if lock.is_held() else None
     journal = _open_for_status(path, campaign)
     try:
+        journal.check_campaign(campaign.name)
         account = journal.get("account")
         return CampaignStatus(
             campaign, journal.counts(), journal.cost(MESSAGED), journal.runs(), path,
