@@ -64,7 +64,9 @@ XLSX_RATIO = Limit("MAX_XLSX_RATIO", 1000,
                    "compression ratio of one part of an XLSX workbook")
 CELL_CHARS = Limit("MAX_CELL_CHARS", 100_000, "length of one sheet cell in characters")
 TEXT_CHARS = Limit("MAX_TEXT_CHARS", 10_000, "length of one rendered text in characters")
+VALUE_CHARS = Limit("MAX_VALUE_CHARS", 1_000_000,
+                    "size of any string, list or width a template builds along the way")
 RENDER_SECONDS = Limit("MAX_RENDER_SECONDS", 2.0, "seconds one row's rendering may take")
 
 ALL = (CAMPAIGN_BYTES, YAML_DEPTH, YAML_NODES, TEMPLATE_BYTES, SIDE_FILE_BYTES, XLSX_BYTES,
-       XLSX_RATIO, CELL_CHARS, TEXT_CHARS, RENDER_SECONDS)
+       XLSX_RATIO, CELL_CHARS, TEXT_CHARS, VALUE_CHARS, RENDER_SECONDS)
