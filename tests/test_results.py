@@ -144,13 +144,15 @@ def test_results_xlsx_is_readable(mixed):
     assert first["e164"] == e164("mailjet", 0) and first["status"] == "sent"
     csv_rows = read_csv(files.csv)
     assert [r["status"] for r in rows] == [r["status"] for r in csv_rows]
-    assert [r["phone"] for r in rows] == [r["phone"] for r in csv_rows]
+    # the CSV neutralises phone-like cells with "'"; an XLSX text cell needs no apostrophe
+    assert [r["phone"] for r in rows] == [r["phone"].removeprefix("'") for r in csv_rows]
 
 
 def test_retry_csv_holds_only_the_failed_rows_in_the_sheets_columns(mixed):
     files = write_results(mixed.planner, mixed.journal, mixed.folder)
     assert files.retry is not None
-    assert read_csv(files.retry) == [contacts("mailjet", 2)[1]]
+    row = contacts("mailjet", 2)[1]
+    assert read_csv(files.retry) == [{**row, "phone": "'" + row["phone"]}]  # neutralised
 
 
 def test_no_retry_csv_when_nothing_failed(tmp_path, reports):
@@ -197,7 +199,9 @@ async def test_rejected_recipients_go_to_retry_csv_and_it_is_a_usable_sheet(emul
     assert (result.stats.sent, result.stats.failed) == (3, 3)
     assert files.retry is not None
     retry = read_csv(files.retry)
-    assert retry == [rows[1], rows[2], rows[4]]  # the sheet's own cells, empty ones too
+    # the sheet's own cells, empty ones too; "+45..." neutralised (batchsms reads it back)
+    assert retry == [{**r, "phone": "'" + r["phone"] if r["phone"][0] == "+" else r["phone"]}
+                     for r in (rows[1], rows[2], rows[4])]
     assert list(retry[0]) == ["phone", "name", "note"]
     summary = files.summary_data
     assert summary["failures_by_reason"] == {"sms-0002 Unsupported country code. (To)": 3}
@@ -256,16 +260,18 @@ async def test_contact_text_cannot_become_a_formula_in_any_file(emulators, tmp_p
     assert sorted(r.text for r in state.records) == sorted(texts[2:])  # sent as written
     dry = {int(r["row"]): r for r in read_csv(reports / "spring" / "dry-run.csv")}
     assert [dry[row]["text"] for row in (2, 3, 4, 5)] == [f"'{t}" for t in texts]
-    assert [dry[row]["phone"] for row in (2, 6, 7)] == ["+45 20 12 34 56", "'=1+2", "'@A1"]
+    # a spreadsheet evaluates "+45 20 12 34 56" too: phone-like cells are neutralised as well
+    assert [dry[row]["phone"] for row in (2, 6, 7)] == ["'+45 20 12 34 56", "'=1+2", "'@A1"]
     results = {int(r["row"]): r for r in read_csv(files.csv)}
-    assert [results[row]["phone"] for row in (2, 6, 7)] == ["+45 20 12 34 56", "'=1+2", "'@A1"]
-    assert read_csv(files.retry) == [{"phone": "+45 20 12 34 56", "name": f"'{FORMULAS[0]}"},
-                                     {"phone": "+45 20 12 34 57", "name": f"'{FORMULAS[1]}"}]
+    assert [results[row]["phone"] for row in (2, 6, 7)] == ["'+45 20 12 34 56", "'=1+2", "'@A1"]
+    assert read_csv(files.retry) == [{"phone": "'+45 20 12 34 56", "name": f"'{FORMULAS[0]}"},
+                                     {"phone": "'+45 20 12 34 57", "name": f"'{FORMULAS[1]}"}]
     sheet = load_workbook(files.xlsx).active
     cells = [c for row in sheet.iter_rows() for c in row if c.value is not None]
     assert not [c.coordinate for c in cells if c.data_type == "f"]
     phones = [c.value for c in next(sheet.iter_cols(min_col=2, max_col=2, min_row=2))]
-    assert phones == [results[row]["phone"] for row in sorted(results)]
+    assert phones == ["+45 20 12 34 56", "+45 20 12 34 57", "+45 20 12 34 58",
+                      "+45 20 12 34 59", "'=1+2", "'@A1"]
 
 
 @pytest.mark.anyio

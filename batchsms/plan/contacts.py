@@ -1,9 +1,10 @@
 """Contact sheets (CSV and XLSX), read as chunks of text columns.
 
 Every value is the cell's text: nothing is parsed as a number, a date or a missing-value
-marker ("0045…", "00123", "NA" and "null" stay as written). Each chunk's index is the row
-number a person sees in a spreadsheet app: the header is row 1, a blank line is a row, and a
-quoted value that spans lines is still one row.
+marker ("0045…", "00123", "NA" and "null" stay as written), except that the apostrophe
+batchsms's own CSV files put before a value starting with ``= + - @`` is taken off again.
+Each chunk's index is the row number a person sees in a spreadsheet app: the header is row
+1, a blank line is a row, and a quoted value that spans lines is still one row.
 
 CSV encoding, unless ``contacts.encoding`` names one: a UTF-16 byte-order mark means UTF-16;
 otherwise the whole file is scanned before the first chunk is yielded, and it is UTF-8 (with
@@ -57,6 +58,9 @@ _HEAD = 1 << 20
 _XLSX_CHUNK = 50_000
 _CP1252_HOLES = re.compile(b"[\x81\x8d\x8f\x90\x9d]")
 _NULL = pa.scalar(None, pa.string())
+# The apostrophe batchsms's own CSV files put before a value a spreadsheet would run
+# (report.csvfile.neutralise): taken off again, so that a retry.csv is a contact sheet.
+_NEUTRALISED = r"^'([=+\-@])"
 
 _Piece = tuple[pa.Table, np.ndarray, dict[int, str]]
 
@@ -356,6 +360,8 @@ def _clean(table: pa.Table, numbers: np.ndarray, problems: dict[int, str]) -> _P
     columns = []
     for column in table.columns:
         text = pc.utf8_trim_whitespace(column)
+        if pc.any(pc.starts_with(text, "'")).as_py():
+            text = pc.replace_substring_regex(text, _NEUTRALISED, r"\1")
         columns.append(pc.if_else(pc.equal(text, ""), _NULL, text))
     table = pa.table(columns, names=table.column_names)
     filled = reduce(pc.or_, (pc.is_valid(c) for c in columns))
