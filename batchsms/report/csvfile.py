@@ -5,8 +5,9 @@ Such a value is neutralised against spreadsheet formula injection: one that star
 ``= + - @``, a tab or a carriage return gets a leading apostrophe, so a spreadsheet shows it
 as text instead of running it. Phone numbers as people write them are no exception: Excel
 evaluates ``+45-20-12-34-56`` (to -77) and ``+45 20 12 34 56`` too. Only a plain number
-such as ``-12.5`` is left alone. batchsms reads such a cell back without the apostrophe
-(see ``contacts``), so a ``retry.csv`` is still a contact sheet.
+such as ``-12.5`` or ``+4520123456`` is left alone: it cannot run anything. batchsms reads
+such a cell back without the apostrophe (see ``contacts``), so a ``retry.csv`` is still a
+contact sheet.
 
 A value bound for an XLSX cell (or a terminal) also has its control characters escaped:
 ``U+001B`` is written as the text ``<U+001B>``; openpyxl refuses most of them, and a
@@ -31,7 +32,7 @@ DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "
                    "encoding", "segments", "characters", "cost", "ucs2_chars", "text"]
 _INT_COLUMNS = {"row", "segments", "characters", "smart_saved"}
 _FORMULA_START = r"^[=+\-@\t\r]"
-_PLAIN_NUMBER = r"^-[0-9]+(\.[0-9]+)?$"
+_PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"  # "+4520123456", "-12.5": nothing to run
 _NUMBER_LIKE = r"^[0-9 +\-().]*$"
 # C0 controls but tab and newline, DEL, C1 controls (CSI), and bidirectional overrides
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
