@@ -159,7 +159,12 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         return _finish(prepared, None)
     if not yes and not _confirmed(prepared, left["to_send"]):
         return ExitCode.UNUSABLE
-    return _finish(prepared, _run(prepared))
+    try:
+        result = _run(prepared)
+    except BaseException:  # e.g. credentials refused: release the journal and the lock
+        prepared.close()
+        raise
+    return _finish(prepared, result)
 
 
 def _test_send(campaign: Path, to: str, row: int | None, reports: Path) -> int:
