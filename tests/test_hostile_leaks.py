@@ -44,3 +44,11 @@ def test_the_emulator_log_redacts_every_credential_parameter():
                            "text=user%3Dme")
     assert logged == ("user=<redacted>&key=<redacted>&USERNAME=<redacted>&password=<redacted>&"
                       "apikey=<redacted>&msisdn=4520&text=user%3Dme")
+
+
+@pytest.mark.parametrize("body", [b"[" * 10_000 + b"]" * 10_000,
+                                  b'{"a":' * 10_000 + b"1" + b"}" * 10_000])
+def test_a_provider_answer_nested_10000_deep_is_not_json_rather_than_a_crash(body):
+    from batchsms.providers import wire
+
+    assert wire.json_object(body) is None
