@@ -31,6 +31,7 @@ from batchsms.errors import CampaignError, located
 from batchsms.providers.rules import RULES, Rate
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$")
 _PER_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0,
                 "h": 3600.0, "hour": 3600.0}
@@ -266,6 +267,22 @@ def _duplicate_keys(node: yaml.Node, path: str = "") -> list[tuple[str, int]]:
     return found
 
 
+def _surrogates(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """The key path of the first string with a lone surrogate (from a YAML \\ud800 escape):
+    no file name, sender or text can hold one."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and _SURROGATE.search(key):
+            return (*path, key)
+        found = _surrogates(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
 def _dotted(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
@@ -356,6 +373,13 @@ def parse_campaign(text: str, source: Path) -> Campaign:
         raise CampaignError([located(source, f"line {line}: {key}", "this key is given twice",
                                      "Keep one of them") for key, line in dups])
     lines = _line_map(node)
+    broken = _surrogates(data)
+    if broken is not None:
+        line = lines.get(broken) or lines.get(broken[:-1])
+        raise CampaignError(located(source, f"line {line}: {_dotted(broken)}" if line else
+                                    _dotted(broken), "this value holds a \\u escape of half "
+                                    "a character (a lone surrogate)", "Write the character "
+                                    "itself, or escape it as one \\U00XXXXXX"))
     try:
         campaign = Campaign.model_validate(data, context={"base": source.parent})
     except ValidationError as exc:
@@ -427,7 +451,7 @@ def _check_files(campaign: Campaign) -> None:
 def _file_problem(source: Path, key: str, path: Path) -> str | None:
     try:
         mode = path.stat().st_mode
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the name
         return located(source, key, f"file not found: {path}",
                        "Paths are relative to the campaign file; check the name and folder")
     if not stat.S_ISREG(mode):
