@@ -112,3 +112,12 @@ def test_folders_and_ports_that_cannot_work_are_exit_2_naming_the_flag(tmp_path,
     assert code == 2
     flag = next(arg for arg in argv if arg.startswith("--"))
     assert f"Invalid value for '{flag}'" in err
+
+
+@pytest.mark.parametrize("reports", ["/proc/batchsms", "a-file/reports"])
+def test_a_reports_key_that_cannot_be_a_folder_is_named(tmp_path, capsys, reports):
+    (tmp_path / "a-file").write_text("x")
+    path = campaign(tmp_path, extra=f"reports: {reports}\n")
+    assert main(["dry-run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: reports: " in err and "choose another path" in err

@@ -24,6 +24,7 @@ from batchsms.cli.summary import (
     status_text,
 )
 from batchsms.errors import BatchsmsError, BatchsmsWarning, ExitCode
+from batchsms.plan.campaign import folder_problem
 from batchsms.report.csvfile import escape_controls
 from batchsms.report.dryrun import check, dry_run
 
@@ -35,20 +36,6 @@ def _writable_folder(ctx: click.Context, param: click.Parameter,
     if problem:
         raise click.BadParameter(problem)
     return value
-
-
-def folder_problem(folder: Path) -> str | None:
-    """Why files cannot be created under ``folder`` (made if missing), or None."""
-    existing = folder.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, so {folder} cannot be a folder: choose another path"
-    try:
-        tempfile.TemporaryDirectory(dir=existing).cleanup()
-    except OSError as exc:
-        return f"cannot create folders in {existing} ({exc.strerror}): choose another path"
-    return None
 
 
 CAMPAIGN = click.argument("campaign", type=click.Path(path_type=Path))

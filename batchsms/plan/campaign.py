@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 import stat
+import tempfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -409,7 +410,27 @@ def load_campaign(path: str | Path) -> Campaign:
                                     "file", "Name the campaign's .yaml file"))
     campaign = parse_campaign(text, source)
     _check_files(campaign)
+    if "reports" in campaign.model_fields_set and (problem := folder_problem(campaign.reports)):
+        raise CampaignError(located(source, "reports", problem))
     return campaign
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files cannot be created under ``folder`` (made if missing), or None.
+
+    Probes by making and removing a folder in the nearest existing one, so /proc or a
+    read-only disk is named before any work is done, not as a crash after it.
+    """
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, so {folder} cannot be a folder: choose another path"
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        return f"cannot create folders in {existing} ({exc.strerror}): choose another path"
+    return None
 
 
 def read_small_file(path: Path, limit: limits.Limit, what: str) -> bytes:
