@@ -52,3 +52,15 @@ def test_a_provider_answer_nested_10000_deep_is_not_json_rather_than_a_crash(bod
     from batchsms.providers import wire
 
     assert wire.json_object(body) is None
+
+
+def test_a_token_with_a_line_break_is_named_not_blamed_on_the_base_url(tmp_path, capsys,
+                                                                       monkeypatch):
+    path = campaign(tmp_path)
+    path.write_text(path.read_text().replace("  sandbox: true\n",
+                                             "  base_url: http://127.0.0.1:9\n"))
+    monkeypatch.setenv("MAILJET_SMS_TOKEN", "tok-SECRET\r\nX-Injected: 1")
+    assert main(["send", str(path), "--yes", "--reports", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "MAILJET_SMS_TOKEN holds a line break or another control character" in err
+    assert "SECRET" not in err and "base_url" not in err

@@ -62,6 +62,11 @@ def _path_or_json(value: str) -> bool:
 def require(env: Mapping[str, str], name: str, config: ProviderConfig) -> str:
     """The secret ``name`` from ``env``, or a CampaignError naming the variable to set."""
     value = env.get(name)
+    if value and name not in _PATH_OR_JSON and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        variable = config.env.get(name, name)
+        raise CampaignError(
+            f"{variable} holds a line break or another control character (the value is not "
+            f"shown: it is a secret). Set {variable} again, without it")
     if value and name in _PATH_OR_JSON and not _path_or_json(value):
         variable = config.env.get(name, name)
         raise CampaignError(
