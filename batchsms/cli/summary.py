@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchsms.plan.planner import REASON_TITLES
 from batchsms.plan.totals import Group
+from batchsms.report.csvfile import escape_controls
 from batchsms.report.dryrun import DryRun
 
 if TYPE_CHECKING:
@@ -177,18 +178,20 @@ def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) ->
     cur = campaign.pricing.currency
     blocks = []
     for r in rows:
-        head = f"row {r.row}  {r.e164 or r.phone or '(no number)'}"
+        head = escape_controls(f"row {r.row}  {r.e164 or r.phone or '(no number)'}")
         if r.country:
             head += f" ({r.country})"
         if r.status != "ok":
-            blocks.append(f"{head}  SKIPPED: {r.reason}" + (f"\n  {r.text}" if r.text else ""))
+            blocks.append(escape_controls(f"{head}  SKIPPED: {r.reason}"
+                                          + (f"\n  {r.text}" if r.text else "")))
             continue
         head += f"  {r.encoding}, {r.segments} segment{'s' if r.segments != 1 else ''}, " \
                 f"{cur} {r.cost}   [{r.why}]"
-        text = _mark(r.text or "", r.non_gsm, highlight)
+        shown = tuple(escape_controls(c) for c in r.non_gsm)
+        text = _mark(escape_controls(r.text or ""), shown, highlight)
         lines = [head, *(f"  | {line}" for line in text.split("\n"))]
         if r.non_gsm:
-            lines.append(f"  forced UCS-2 by: {' '.join(r.non_gsm)}")
+            lines.append(f"  forced UCS-2 by: {' '.join(shown)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -1,9 +1,17 @@
-"""Files written for people: the dry run's per-row CSV.
+"""Files written for people: the dry run's per-row CSV, and the rules that make any value
+from a sheet or a provider safe in a CSV or XLSX file.
 
-Cells that come from contact data are neutralised against spreadsheet formula
-injection: one that starts with ``= + - @``, a tab or a carriage return gets a leading
-apostrophe, so Excel shows it as text instead of running it, unless it is only a
-number as people write them (``+45 20 12 34 56``, ``-12.5``), which cannot run anything.
+Such a value is neutralised against spreadsheet formula injection: one that starts with
+``= + - @``, a tab or a carriage return gets a leading apostrophe, so a spreadsheet shows it
+as text instead of running it. Phone numbers as people write them are no exception: Excel
+evaluates ``+45-20-12-34-56`` (to -77) and ``+45 20 12 34 56`` too. Only a plain number
+such as ``-12.5`` or ``+4520123456`` is left alone: it cannot run anything. batchsms reads
+such a cell back without the apostrophe (see ``contacts``), so a ``retry.csv`` is still a
+contact sheet.
+
+A value bound for an XLSX cell (or a terminal) also has its control characters escaped:
+``U+001B`` is written as the text ``<U+001B>``; openpyxl refuses most of them, and a
+terminal would act on them.
 """
 
 from __future__ import annotations
@@ -24,12 +32,26 @@ DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "
                    "encoding", "segments", "characters", "cost", "ucs2_chars", "text"]
 _INT_COLUMNS = {"row", "segments", "characters", "smart_saved"}
 _FORMULA_START = r"^[=+\-@\t\r]"
+_PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"  # "+4520123456", "-12.5": nothing to run
 _NUMBER_LIKE = r"^[0-9 +\-().]*$"
+# C0 controls but tab and newline, DEL, C1 controls (CSI), and bidirectional overrides
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 NEUTRALISED = ("phone", "reason", "text")
 
 
+def escape_controls(value: str) -> str:
+    """``value`` with every control character written as ``<U+XXXX>``, for a terminal or an
+    XLSX cell (tab and newline stay)."""
+    return _CONTROLS.sub(lambda m: f"<U+{ord(m[0]):04X}>", value)
+
+
 def neutralise_text(value: str) -> str:
-    """:func:`neutralise` for one Python string (cell by cell writers)."""
+    """One value for an XLSX text cell (cell by cell writers): control characters escaped
+    (:func:`escape_controls`; openpyxl refuses them), and a leading apostrophe for a value a
+    spreadsheet would run. A phone number as people write it keeps no apostrophe here: a
+    text cell is never evaluated, and openpyxl stores only a leading ``=`` as a formula.
+    For CSV columns use :func:`neutralise`, which also covers phone-like values."""
+    value = escape_controls(value)
     if re.match(_FORMULA_START, value) and not re.match(_NUMBER_LIKE, value):
         return "'" + value
     return value
@@ -41,7 +63,7 @@ def neutralise(column: pa.Array) -> pa.Array:
     if not pc.any(starts).as_py():
         return column
     risky = pc.and_(starts, pc.invert(pc.fill_null(
-        pc.match_substring_regex(column, _NUMBER_LIKE), False)))
+        pc.match_substring_regex(column, _PLAIN_NUMBER), False)))
     return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
 
 

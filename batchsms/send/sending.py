@@ -353,8 +353,12 @@ async def send_test(campaign_path: str | Path, to: str, row: int | None = None,
     """
     campaign = load_campaign(campaign_path)
     number = normalize_one(to, campaign.contacts.default_region)
-    if number.e164 is None:
-        raise CampaignError(f"--test-to {to!r}: {number.reason}")
+    countries = campaign.provider.rules.countries
+    if number.e164 is None or number.reason is not None:  # the plan's checks, premium-rate too
+        raise CampaignError(f"--test-to {to!r}: {number.reason}; nothing was sent")
+    if countries is not None and number.country not in countries:
+        raise CampaignError(f"--test-to {to!r}: {campaign.provider.rules.title} sends only to "
+                            f"numbers in {', '.join(sorted(countries))}; nothing was sent")
     account = account_of(campaign, environ)
     chosen = _test_row(campaign, Planner(campaign), row)
     path = report_dir(campaign, reports) / JOURNAL
