@@ -21,7 +21,8 @@ import pyarrow.csv as pacsv
 from batchsms.plan.pricing import PriceTable
 
 DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
-                   "encoding", "segments", "characters", "cost", "ucs2_chars", "text"]
+                   "encoding", "segments", "characters", "cost", "ucs2_chars", "timezone",
+                   "window_opens", "text"]
 _INT_COLUMNS = {"row", "segments", "characters", "smart_saved"}
 _FORMULA_START = r"^[=+\-@\t\r]"
 _NUMBER_LIKE = r"^[0-9 +\-().]*$"
@@ -65,6 +66,8 @@ class DryRunCsv:
         frame = plan.reset_index()
         frame["cost"] = self.prices.format_column(frame["cost"].fillna(0))
         frame.loc[plan["cost"].isna().to_numpy(), "cost"] = pd.NA
+        frame["window_opens"] = pd.to_datetime(frame["window_opens"], unit="s", utc=True
+                                               ).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         table = pa.Table.from_pandas(frame[self.columns], schema=self.schema, preserve_index=False)
         for name in NEUTRALISED:
             index = table.schema.get_field_index(name)

@@ -20,13 +20,14 @@ class DryRun:
 
 
 def dry_run(campaign_path: str | Path, reports: Path | None = DEFAULT_REPORTS,
-            chunk_rows: int = 250_000) -> DryRun:
+            chunk_rows: int = 250_000, now: float | None = None) -> DryRun:
     """Plan the campaign and total it; write ``<reports>/<name>/dry-run.csv`` and
-    ``report.html`` unless ``reports`` is None. Raises CampaignError when the campaign
+    ``report.html`` unless ``reports`` is None. ``now`` (epoch seconds, default the clock)
+    is the instant windows are predicted from. Raises CampaignError when the campaign
     cannot be used."""
     campaign = load_campaign(campaign_path)
-    planner = Planner(campaign, chunk_rows=chunk_rows)
-    totals = Totals(planner.prices)
+    planner = Planner(campaign, chunk_rows=chunk_rows, now=now)
+    totals = Totals(planner.prices, now=planner.now)
     if reports is None:
         for chunk in planner.chunks():
             totals.add(chunk.plan)
