@@ -14,12 +14,14 @@ import click
 
 from batchsms import __version__
 from batchsms.cli.summary import (
+    campaign_warnings,
     dry_run_text,
     preview_text,
     send_outcome,
     send_preamble,
     status_dict,
     status_text,
+    waiting_text,
 )
 from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.plan.campaign import DEFAULT_REPORTS
@@ -54,10 +56,13 @@ def check_command(campaign: Path, as_json: bool) -> int:
     Example: batchsms check campaigns/spring-sale.yaml
     """
     result = check(campaign)
+    warnings = campaign_warnings(result.campaign)
     if as_json:
-        _print_json(result.totals.to_dict())
+        _print_json({**result.totals.to_dict(), "warnings": warnings})
     else:
         click.echo(dry_run_text(result, title="check passed"))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     return ExitCode.OK
 
 
@@ -96,15 +101,19 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
               "first sendable row); it never counts as that row's message.")
 @click.option("--row", "test_row", type=int, metavar="N",
               help="With --test-to: the sheet row whose text to send.")
+@click.option("--wait", is_flag=True,
+              help="Keep running until every recipient is sent: sleep until the next window "
+              "opens (send.window, send.not_before, send_at_column) instead of exiting.")
 @REPORTS
 def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown: bool,
-                 test_to: str | None, test_row: int | None, reports: Path) -> int:
+                 test_to: str | None, test_row: int | None, wait: bool, reports: Path) -> int:
     """Send the campaign, or resume it where an earlier run stopped.
 
     Shows the dry-run totals and asks for confirmation (or takes --yes); sends in
     chunks within the provider's rate; journals every step so that a crash or Ctrl-C
     never loses or duplicates a message; writes results.csv, results.xlsx,
-    summary.json and retry.csv to REPORTS/<name>/.
+    summary.json and retry.csv to REPORTS/<name>/. Recipients whose window is shut
+    stay pending: without --wait it exits 0 and says when the next window opens.
 
     Example: batchsms send campaigns/spring-sale.yaml --yes
     """
@@ -123,7 +132,7 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         return _finish(prepared, None)
     if not yes and not _confirmed(prepared, left["to_send"]):
         return ExitCode.UNUSABLE
-    return _finish(prepared, _run(prepared))
+    return _finish(prepared, _run(prepared, wait))
 
 
 def _test_send(campaign: Path, to: str, row: int | None, reports: Path) -> int:
@@ -165,7 +174,7 @@ def _confirm(count: int) -> bool:
     return False
 
 
-def _run(prepared: Any) -> Any:
+def _run(prepared: Any, wait: bool) -> Any:
     import asyncio
     import signal
 
@@ -186,7 +195,10 @@ def _run(prepared: Any) -> Any:
             loop.add_signal_handler(signal.SIGINT, interrupt)
 
         try:
-            return await execute(prepared, on_progress=progress.update, on_runner=on_runner)
+            return await execute(prepared, on_progress=progress.update, on_runner=on_runner,
+                                 wait=wait, on_wait=lambda w: progress.note(
+                                     f"Waiting: {waiting_text(w)} (Ctrl-C stops; the next "
+                                     "run resumes)"))
         finally:
             loop.remove_signal_handler(signal.SIGINT)
 
@@ -201,6 +213,7 @@ def _finish(prepared: Any, result: Any) -> int:
     from batchsms.report.results import write_results
 
     files = write_results(prepared.planner, prepared.journal, prepared.folder)
+    waiting = prepared.waiting(time.time()) if result is not None else None
     write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
                  SendView(files.summary_data, files.failures, files.timeline))
     prepared.journal.close()
@@ -211,7 +224,10 @@ def _finish(prepared: Any, result: Any) -> int:
         click.echo(f"error: the provider stopped the run: {result.stopped}", err=True)
         return ExitCode.UNUSABLE
     data = files.summary_data
-    return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or data["pending"] \
+    if (text := waiting_text(waiting)) is not None:
+        click.echo(text + " Run send again then (or use send --wait).")
+    pending = data["pending"] - (waiting.count if waiting else 0)
+    return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or pending \
         else ExitCode.OK
 
 

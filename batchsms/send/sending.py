@@ -7,10 +7,11 @@ journal says is left; ``campaign_status`` reads the journal.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from batchsms.plan.campaign import DEFAULT_REPORTS, Campaign, load_campaign, rep
 from batchsms.plan.phones import normalize_one
 from batchsms.plan.planner import Planner
 from batchsms.plan.pricing import PriceTable
+from batchsms.plan.schedule import Gate, Waiting
 from batchsms.plan.totals import Totals
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
@@ -26,6 +28,7 @@ from batchsms.send.journal import MESSAGED, PENDING, SENDING, UNKNOWN, Journal
 from batchsms.send.runner import Runner, RunResult, SendSettings, Stats
 
 JOURNAL = "journal.sqlite"
+NAP_STEP = 1.0  # seconds: how soon a --wait pause notices Ctrl-C
 
 
 class BudgetExceeded(BatchsmsError):
@@ -45,6 +48,11 @@ class PreparedSend:
     created: bool  # the journal was made by this preparation
     changes: list[str]  # what changed since the first send (accepted)
     resent_unknown: int
+    gate: Gate | None = None  # the window rule, when anything can hold a message back
+
+    def waiting(self, now: float) -> Waiting | None:
+        """The pending recipients whose window is shut at ``now`` (None: no window rule)."""
+        return _waiting(self.gate, self.journal, now)
 
     @property
     def folder(self) -> Path:
@@ -86,15 +94,17 @@ def _sha256(path: Path) -> str:
 
 
 def prepare_send(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS, *,
-                 accept_changes: bool = False, resend_unknown: bool = False) -> PreparedSend:
+                 accept_changes: bool = False, resend_unknown: bool = False,
+                 now: float | None = None) -> PreparedSend:
     """Plan the campaign and bring its journal up to date; nothing is sent yet.
 
     Raises CampaignError for an unusable campaign, BudgetExceeded when the estimate is
     over ``send.budget``, ChangedInputs when files changed since the first send and
-    ``accept_changes`` is not given.
+    ``accept_changes`` is not given. ``now`` is the instant windows are judged from.
     """
     campaign = load_campaign(campaign_path)
-    planner = Planner(campaign)
+    planner = Planner(campaign, now=now)
+    gate = planner.scheduler.gate() if planner.scheduler.active else None
     prints = fingerprints(campaign)
     journal = Journal.open(report_dir(campaign, reports) / JOURNAL)
     created = journal.is_new
@@ -106,10 +116,12 @@ def prepare_send(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS, *,
                 f"{', '.join(changes)}. Recipients already messaged will never be messaged "
                 "again; run again with --accept-changes to send the new plan to the others, "
                 "or give the campaign a new name to start over")
-        totals = Totals(planner.prices)
+        totals = Totals(planner.prices, now=planner.now)
         with journal.transaction():
             for chunk in planner.chunks():
                 totals.add(chunk.plan)
+                if gate is not None:
+                    gate.add(chunk.plan)
                 if created:
                     journal.add_planned(chunk.plan)
                 elif changes:
@@ -124,7 +136,13 @@ def prepare_send(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS, *,
         else:
             journal.close()
         raise
-    return PreparedSend(campaign, planner, totals, journal, created, changes, resent)
+    return PreparedSend(campaign, planner, totals, journal, created, changes, resent, gate)
+
+
+def _waiting(gate: Gate | None, journal: Journal, now: float) -> Waiting | None:
+    if gate is None:
+        return None
+    return gate.waiting([r.row for r in journal.in_state(PENDING)], now)
 
 
 def _changes(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
@@ -153,26 +171,71 @@ def settings_for(campaign: Campaign) -> SendSettings:
 async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = None, *,
                   on_progress: Callable[[Stats, bool], None] | None = None,
                   on_runner: Callable[[Runner], None] | None = None,
-                  settings: SendSettings | None = None) -> RunResult:
-    """Send everything the journal has left; ``on_runner`` receives the runner (for Ctrl-C).
+                  settings: SendSettings | None = None,
+                  clock: Callable[[], float] = time.time,
+                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                  wait: bool = False,
+                  on_wait: Callable[[Waiting], None] | None = None) -> RunResult:
+    """Send everything the journal has left whose window is open; ``on_runner`` receives
+    each runner (for Ctrl-C).
 
+    Recipients whose window is shut stay pending. With ``wait``, it sleeps until the next
+    window opens (telling ``on_wait``) and sends again, until none is left or Ctrl-C.
     ``settings`` overrides what the campaign's ``send`` section says (tests, benchmarks).
     """
     journal = prepared.journal
-    run = journal.start_run(time.time())
+    run = journal.start_run(clock())
     result: RunResult | None = None
     try:
         async with connect(prepared.campaign.provider, environ) as connection:
-            runner = Runner(journal, connection.provider,
-                            settings or settings_for(prepared.campaign), on_progress=on_progress)
-            if on_runner:
-                on_runner(runner)
-            result = await runner.run()
+            total = Stats()
+            while True:
+                runner = Runner(journal, connection.provider,
+                                settings or settings_for(prepared.campaign), clock=clock,
+                                sleep=sleep, on_progress=on_progress,
+                                admit=prepared.gate.admit if prepared.gate else None)
+                if on_runner:
+                    on_runner(runner)
+                result = _added(total, await runner.run())
+                waiting = _next_window(prepared, result, clock) if wait else None
+                if waiting is None:
+                    break
+                if on_wait:
+                    on_wait(waiting)
+                if not await _sleep_until(waiting.next_opening or 0.0, runner, clock, sleep):
+                    result = replace(result, interrupted=True)
+                    break
     finally:
         outcome = "error" if result is None else (
             "interrupted" if result.interrupted else "stopped" if result.stopped else "finished")
-        journal.finish_run(run, time.time(), outcome)
+        journal.finish_run(run, clock(), outcome)
     return result
+
+
+def _added(total: Stats, result: RunResult) -> RunResult:
+    """The result of one round, with the counts of every round so far."""
+    for name in ("sent", "failed", "unknown", "requests"):
+        setattr(total, name, getattr(total, name) + getattr(result.stats, name))
+    total.total = max(total.total, result.stats.total)
+    total.waiting = result.stats.waiting
+    return replace(result, stats=total)
+
+
+def _next_window(prepared: PreparedSend, result: RunResult,
+                 clock: Callable[[], float]) -> Waiting | None:
+    """After a round that ran to its end: who waits, when the next window opens."""
+    if result.interrupted or result.stopped or result.aborted:
+        return None
+    waiting = prepared.waiting(clock())
+    return waiting if waiting is not None and waiting.next_opening is not None else None
+
+
+async def _sleep_until(when: float, runner: Runner, clock: Callable[[], float],
+                       sleep: Callable[[float], Awaitable[None]]) -> bool:
+    """Sleep until ``when``; False when Ctrl-C came first."""
+    while not runner.interrupted and (left := when - clock()) > 0:
+        await sleep(min(left, NAP_STEP))
+    return not runner.interrupted
 
 
 @dataclass(frozen=True)
@@ -231,14 +294,30 @@ class CampaignStatus:
     currency: str
     runs: list[tuple[int, float, float | None, str | None]]
     journal_path: Path
+    waiting: Waiting | None = None  # pending recipients whose window is shut now
 
     @property
     def complete(self) -> bool:
         return self.counts[PENDING] == 0 and self.counts[SENDING] == 0
 
 
-def campaign_status(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS) -> CampaignStatus:
-    """What the journal says; raises CampaignError when the campaign was never sent."""
+def _status_waiting(campaign: Campaign, journal: Journal, now: float | None) -> Waiting | None:
+    planner = Planner(campaign, now=now)
+    if not planner.scheduler.active or not journal.counts()[PENDING]:
+        return None
+    gate = planner.scheduler.gate()
+    for chunk in planner.chunks():
+        gate.add(chunk.plan)
+    return _waiting(gate, journal, planner.now)
+
+
+def campaign_status(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS,
+                    now: float | None = None) -> CampaignStatus:
+    """What the journal says; raises CampaignError when the campaign was never sent.
+
+    A campaign with a window (or send times) is planned again to tell which pending
+    recipients wait for their window at ``now``.
+    """
     campaign = load_campaign(campaign_path)
     path = report_dir(campaign, reports) / JOURNAL
     if not path.is_file():
@@ -249,6 +328,6 @@ def campaign_status(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS) 
         prices = PriceTable.from_config(campaign.pricing)
         return CampaignStatus(campaign, journal.counts(),
                               prices.money(journal.cost_units(MESSAGED)), prices.currency,
-                              journal.runs(), path)
+                              journal.runs(), path, _status_waiting(campaign, journal, now))
     finally:
         journal.close()
