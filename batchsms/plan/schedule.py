@@ -129,7 +129,7 @@ class Scheduler:
     def _local_times(raw: pd.Series, zones: pd.Series) -> np.ndarray:
         """Local wall-clock times → epoch seconds; with several zones the latest instant
         (the time has come in every one of them); a time that does not exist (the spring
-        change) moves forward, one that occurs twice takes its second occurrence."""
+        change) becomes the end of the gap, one that occurs twice its second occurrence."""
         stamps = pd.to_datetime(raw, format="ISO8601", errors="coerce")
         found = pd.Series(np.nan, index=raw.index)
         for names, rows in stamps.groupby(zones, dropna=True).groups.items():
