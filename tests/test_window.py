@@ -280,3 +280,39 @@ def test_check_warns_about_a_window_without_an_opt_out_line(tmp_path, capsys):
         "'09:00-20:00'}", "'09:00-20:00'}, opt_out: STOP"), encoding="utf-8")
     assert main(["check", str(path)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_report_html_shows_who_can_be_reached_now_and_when_the_rest_open(tmp_path):
+    rows = [{"phone": "+4520123401", "name": "a"}, {"phone": "+12125550100", "name": "b"},
+            {"phone": "+12125550101", "name": "c"}]
+    path = campaign(tmp_path, rows, "send: {window: {hours: '09:00-20:00'}, opt_out: STOP}\n")
+    dry_run(path, tmp_path / "reports", now=NOW)
+    page = (tmp_path / "reports" / "quiet" / "report.html").read_text(encoding="utf-8")
+    assert "Reachable now</span><strong>3</strong>" in page  # 15:30 Copenhagen, 09:30 NY
+    path.write_text(path.read_text(encoding="utf-8").replace("09:00-20:00", "16:00-20:00"),
+                    encoding="utf-8")
+    dry_run(path, tmp_path / "reports", now=NOW)
+    page = (tmp_path / "reports" / "quiet" / "report.html").read_text(encoding="utf-8")
+    assert "Reachable now</span><strong>0</strong>" in page
+    assert "Later</span><strong>3</strong>" in page
+    assert "(UTC · America/New_York)" in page  # the most common zone is the second clock
+    assert "Thu 26 Nov 15:00 · Thu 10:00" in page  # 16:00 Copenhagen
+    assert "Thu 26 Nov 21:00 · Thu 16:00" in page  # 16:00 New York
+
+
+def test_the_window_keys_of_inits_yaml_work_once_uncommented(tmp_path, capsys):
+    from batchsms.scaffold import init_campaign
+
+    path = init_campaign("quiet", tmp_path)
+    text = path.read_text(encoding="utf-8")
+    for key in ("not_before", "window", "hours", "days", "skip_holidays", "max_late",
+                "opt_out"):
+        text = text.replace(f"  # {key}:", f"  {key}:")
+    text = text.replace("  #   hours", "    hours").replace("  #   days", "    days") \
+        .replace("  #   skip_holidays", "    skip_holidays")
+    path.write_text(text, encoding="utf-8")
+    assert main(["check", str(path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["warnings"] == [] and "error" not in err
+    plan = dry_run(path, tmp_path / "reports", now=NOW).totals.to_dict()
+    assert plan["by_window"]["later"] == plan["sendable"] == 4  # before not_before
