@@ -152,9 +152,9 @@ class Scheduler:
               "window cannot be kept: add a timezone_column")
         opens = np.full(len(plan), np.nan)
         rows = todo & ~unknown
-        keys = _keys(zones, plan["country"], self.calendar.window.skip_holidays)
-        for (names, country), where in _groups(keys, rows):
-            opens[where] = self.calendar.opens(names, country, start[where])
+        country = plan["country"] if self.calendar.window.skip_holidays else None
+        for (names, country_code), where in _groups(zones, country, rows):
+            opens[where] = self.calendar.opens(names, country_code, start[where])
         never = rows & np.isnan(opens)
         _skip(plan, never, "no_window", self._never_reason(zones[never]))
         return opens
@@ -181,24 +181,32 @@ class Scheduler:
         plan.loc[late, "window_opens"] = np.nan
 
 
-def _keys(zones: pd.Series, country: pd.Series, by_country: bool) -> pd.Series:
-    if not by_country:
-        return zones
-    return zones.str.cat(country.fillna(""), sep="#")
+def _pairs(zones: pd.Series, country: pd.Series | None
+           ) -> tuple[np.ndarray, list[tuple[str, str | None]]]:
+    """A code per row for its (zones, country), and the pairs the codes stand for."""
+    zone_codes, zone_names = pd.factorize(zones, use_na_sentinel=True)
+    if country is None:
+        return zone_codes, [(str(z), None) for z in zone_names]
+    country_codes, country_names = pd.factorize(country, use_na_sentinel=True)
+    width = len(country_names) + 1
+    combined = np.where(zone_codes < 0, np.nan, zone_codes * width + country_codes + 1)
+    codes, found = pd.factorize(combined)  # NaN (no zone) → -1
+    pairs = [(str(zone_names[int(c) // width]), str(country_names[int(c) % width - 1])
+              if int(c) % width else None) for c in found]
+    return codes, pairs
 
 
-def _groups(keys: pd.Series, rows: np.ndarray) -> Iterable[tuple[tuple[str, str | None],
-                                                                   np.ndarray]]:
+def _groups(zones: pd.Series, country: pd.Series | None, rows: np.ndarray
+            ) -> Iterable[tuple[tuple[str, str | None], np.ndarray]]:
     """(zones, country) and the positions of the chosen rows that share them."""
-    codes, names = pd.factorize(keys)
+    codes, pairs = _pairs(zones, country)
     codes = np.where(rows, codes, -1)
     order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-    for i, name in enumerate(names):
+    bounds = np.searchsorted(codes[order], np.arange(len(pairs) + 1))
+    for i, pair in enumerate(pairs):
         where = order[bounds[i]:bounds[i + 1]]
         if len(where):
-            zones, _, country = str(name).partition("#")
-            yield (zones, country or None), where
+            yield pair, where
 
 
 def _skip(plan: pd.DataFrame, mask: np.ndarray, code: str, reason: object) -> None:
@@ -251,15 +259,14 @@ class Gate:
     def add(self, plan: pd.DataFrame) -> None:
         ok = plan[plan["status"] == "ok"]
         skip_holidays = bool(self.calendar and self.calendar.window.skip_holidays)
-        keys = _keys(ok["timezone"].fillna(""), ok["country"], skip_holidays)
-        codes = np.array([self._code(k) for k in keys], dtype=np.int64)
+        local, pairs = _pairs(ok["timezone"].fillna(""),
+                              ok["country"] if skip_holidays else None)
+        mine = np.array([self._keys.setdefault(p, len(self._keys)) for p in pairs],
+                        dtype=np.int64)
+        codes = mine[local] if len(mine) else local
         self._parts.append((ok.index.to_numpy(dtype=np.int64), codes,
                             ok["send_at"].to_numpy(dtype=np.float64)))
         self.rows = np.empty(0, dtype=np.int64)  # rebuilt on first use
-
-    def _code(self, key: str) -> int:
-        zones, _, country = key.partition("#")
-        return self._keys.setdefault((zones, country or None), len(self._keys))
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not len(self.rows) and self._parts:

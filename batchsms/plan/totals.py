@@ -49,10 +49,11 @@ class WindowTotals:
         later = opens[opens > now] if now is not None else opens[:0]
         self.later += len(later)
         self.now += len(ok) - len(later)
-        zones = ok["timezone"].dropna()
-        several = zones.str.contains(SEPARATOR, regex=False)
-        self.several_zones += int(several.sum())
-        self.zones.update(zones[~several].value_counts().to_dict())
+        for zones, n in ok["timezone"].value_counts().items():  # few distinct values
+            if SEPARATOR in str(zones):
+                self.several_zones += int(n)
+            else:
+                self.zones[str(zones)] += int(n)
         if len(later):
             self.earliest = min(self.earliest or later.min(), float(later.min()))
             self.latest = max(self.latest or later.max(), float(later.max()))
