@@ -82,10 +82,16 @@ class _Tables:
             self.prefixes[digits] = (keys, np.array([v for _, v in pairs], dtype=np.int64))
         self.country = np.full(1000, -1, dtype=np.int64)
         self.by_prefix = np.zeros(1000, dtype=bool)
+        variety: dict[int, set[tuple[str, ...]]] = {}
+        for key, zones in TIMEZONE_DATA.items():
+            code = next((int(key[:n]) for n in (1, 2, 3)
+                         if int(key[:n]) in COUNTRY_CODE_TO_REGION_CODE), None)
+            if code is not None:
+                variety.setdefault(code, set()).add(zones)
         for code in COUNTRY_CODE_TO_REGION_CODE:
             text = _country_zones(code)
             self.country[code] = number[text] if text else -1
-            self.by_prefix[code] = _by_prefix(code)
+            self.by_prefix[code] = _geographic(code) and len(variety.get(code, ())) > 1
 
 
 @cache
@@ -93,13 +99,10 @@ def _tables() -> _Tables:
     return _Tables()
 
 
-def _by_prefix(code: int) -> bool:
-    """Whether this country's sendable numbers take their zones from their own prefix."""
-    geographic = code == 1 or phonenumbers.is_number_type_geographical(PhoneNumberType.MOBILE,
-                                                                       code)
-    prefix = str(code)
-    found = {zones for key, zones in TIMEZONE_DATA.items() if key.startswith(prefix)}
-    return geographic and len(found) > 1
+def _geographic(code: int) -> bool:
+    """Whether this country's sendable numbers take their zones from their own prefix
+    (when its prefixes have different zones at all)."""
+    return code == 1 or phonenumbers.is_number_type_geographical(PhoneNumberType.MOBILE, code)
 
 
 def _country_zones(code: int) -> str | None:

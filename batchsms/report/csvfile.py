@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +47,19 @@ def neutralise(column: pa.Array) -> pa.Array:
     return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
 
 
+def _iso_utc(seconds: pd.Series) -> pd.Series:
+    """Epoch seconds as ISO 8601 UTC text (``2026-12-01T08:00:00Z``); NaN stays empty.
+
+    Formatted once per distinct instant (most rows share "now"), with numpy.
+    """
+    codes, distinct = pd.factorize(seconds)
+    whole = np.floor(np.asarray(distinct, dtype=np.float64)).astype(np.int64)
+    texts = np.char.add(np.datetime_as_string(whole.astype("datetime64[s]"), unit="s"),
+                        "Z").astype(object)
+    found = texts[np.maximum(codes, 0)] if len(texts) else np.full(len(codes), None)
+    return pd.Series(np.where(codes >= 0, found, None), index=seconds.index, dtype="string")
+
+
 class DryRunCsv:
     """Writes ``dry-run.csv`` chunk by chunk; the file appears complete or not at all."""
 
@@ -66,8 +80,7 @@ class DryRunCsv:
         frame = plan.reset_index()
         frame["cost"] = self.prices.format_column(frame["cost"].fillna(0))
         frame.loc[plan["cost"].isna().to_numpy(), "cost"] = pd.NA
-        frame["window_opens"] = pd.to_datetime(frame["window_opens"], unit="s", utc=True
-                                               ).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        frame["window_opens"] = _iso_utc(frame["window_opens"])
         table = pa.Table.from_pandas(frame[self.columns], schema=self.schema, preserve_index=False)
         for name in NEUTRALISED:
             index = table.schema.get_field_index(name)
