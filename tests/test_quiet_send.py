@@ -361,3 +361,31 @@ def _journal_counts(reports: Path) -> dict[str, int]:
         return {}
     finally:
         journal.close()
+
+
+@pytest.mark.anyio
+async def test_ctrl_c_during_the_wait_stops_at_once_and_the_next_run_resumes(mailjet, tmp_path):
+    rows = [{"phone": CPH, "name": "now"}, {"phone": NY, "name": "later"}]
+    path = write_campaign(tmp_path, mailjet.url, rows, "  window: {hours: '09:00-20:00'}")
+    reports = tmp_path / "reports"
+    clock = Clock(at("2026-12-01T10:00:00+00:00"))  # 11:00 Copenhagen, 05:00 New York
+    mailjet.state.clock = clock.time
+    runners: list[Any] = []
+
+    async def interrupted_sleep(seconds: float) -> None:
+        runners[-1].interrupt()  # Ctrl-C while waiting for New York's morning
+        await clock.sleep(seconds)
+
+    prepared = prepare_send(path, reports, now=clock.now)
+    try:
+        result = await execute(prepared, mailjet.env, clock=clock.time, sleep=interrupted_sleep,
+                               wait=True, on_runner=runners.append,
+                               settings=replace(settings_for(prepared.campaign), rate=None))
+    finally:
+        prepared.journal.close()
+    assert result.interrupted and result.stats.sent == 1
+    assert clock.now < at("2026-12-01T14:00:00+00:00")  # it did not sleep on
+    assert sent_at(mailjet) == {CPH: "2026-12-01T10:00:00Z"}
+
+    await send(path, reports, mailjet, clock, wait=True)
+    assert sent_at(mailjet) == {CPH: "2026-12-01T10:00:00Z", NY: "2026-12-01T14:00:00Z"}
