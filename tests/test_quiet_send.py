@@ -114,7 +114,7 @@ async def send(path: Path, reports: Path, served: Served, clock: Clock, *, wait:
     """prepare_send + execute on the test's clock (``tick``: seconds that pass before each
     window check, one request at a time)."""
     served.state.clock = clock.time
-    prepared = prepare_send(path, reports, now=clock.now)
+    prepared = prepare_send(path, reports, now=clock.now, environ=served.env)
     try:
         if tick is not None:
             assert prepared.gate is not None
@@ -132,7 +132,7 @@ async def send(path: Path, reports: Path, served: Served, clock: Clock, *, wait:
                                on_wait=waits.append if waits is not None else None)
         return result, prepared.waiting(clock.now)
     finally:
-        prepared.journal.close()
+        prepared.close()
 
 
 def sent_at(served: Served) -> dict[str, str]:
@@ -376,13 +376,13 @@ async def test_ctrl_c_during_the_wait_stops_at_once_and_the_next_run_resumes(mai
         runners[-1].interrupt()  # Ctrl-C while waiting for New York's morning
         await clock.sleep(seconds)
 
-    prepared = prepare_send(path, reports, now=clock.now)
+    prepared = prepare_send(path, reports, now=clock.now, environ=mailjet.env)
     try:
         result = await execute(prepared, mailjet.env, clock=clock.time, sleep=interrupted_sleep,
                                wait=True, on_runner=runners.append,
                                settings=replace(settings_for(prepared.campaign), rate=None))
     finally:
-        prepared.journal.close()
+        prepared.close()
     assert result.interrupted and result.stats.sent == 1
     assert clock.now < at("2026-12-01T14:00:00+00:00")  # it did not sleep on
     assert sent_at(mailjet) == {CPH: "2026-12-01T10:00:00Z"}
