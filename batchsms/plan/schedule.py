@@ -290,11 +290,12 @@ class Gate:
         start = np.fmax(np.full(len(rows_array), max(now, self.not_before)), send_at)
         opens = start.copy()
         if self.calendar is not None:
-            for (zones, country), code in self._keys.items():
+            pairs = list(self._keys)
+            for code in np.unique(codes[known]):  # only the zones of these rows
+                zones, country = pairs[code]
                 where = np.flatnonzero(known & (codes == code))
-                if len(where):
-                    opens[where] = self.calendar.opens(zones, country, start[where]) \
-                        if zones else np.nan
+                opens[where] = self.calendar.opens(zones, country, start[where]) \
+                    if zones else np.nan
         if self.max_late is not None:
             opens[opens - send_at > self.max_late] = np.nan
         opens[~known] = np.nan
