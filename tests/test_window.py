@@ -223,22 +223,28 @@ def test_per_row_send_times_from_xlsx_cells_and_iso_text(tmp_path):
         {"phone": "+4520123405", "name": "old", "remind_at": "2026-11-26T06:00:00+00:00"},
         {"phone": "+4520123406", "name": "junk", "remind_at": "next tuesday"},
         {"phone": "+4520123407", "name": "none", "remind_at": None},
+        {"phone": "+4520123408", "name": "date", "remind_at": "2026-11-28"},
+        {"phone": "+4520123409", "name": "fraction", "remind_at": "2026-11-28T10:00:00.5-05:00"},
     ]
     path = campaign(tmp_path, rows, "send:\n  window: {hours: '09:00-20:00'}\n"
                     "  max_late: 6h\n", ", send_at_column: remind_at", xlsx=True)
     plan, totals = dry_rows(path, tmp_path)
-    assert {r: plan[r]["window_opens"] for r in (2, 3, 4, 5, 8)} == {
+    assert {r: plan[r]["window_opens"] for r in (2, 3, 4, 5, 8, 10)} == {
         2: "2026-11-27T09:00:00Z",  # a date-time cell: 10:00 in Copenhagen
         3: "2026-11-28T08:15:00Z",  # with an offset: that instant
         4: "2026-11-27T14:00:00Z",  # 08:00 in New York, then the window opens at 09:00
         5: "2026-11-26T14:30:00Z",  # in the past, within max_late: at once
         8: "2026-11-26T14:30:00Z",  # no send time: the window alone
+        10: "2026-11-28T15:00:00Z",  # an offset after fractional seconds
     }
     assert (plan[6]["reason_code"], plan[7]["reason_code"]) == ("too_late", "bad_send_at")
+    # a date alone is local midnight (23:00Z in Copenhagen); 09:00 is then 9 h late
+    assert plan[9]["reason_code"] == "too_late"
+    assert "send time 2026-11-27T23:00:00Z would be missed by 9.0 hours" in plan[9]["reason"]
     assert "2026-11-26T06:00:00Z would be missed by 8 hours" in plan[6]["reason"].replace(
         "8.5 hours", "8 hours")
     assert "'next tuesday' in column remind_at" in plan[7]["reason"]
-    assert totals["by_window"]["never"] == 1
+    assert totals["by_window"]["never"] == 2  # the two too late
 
 
 def test_a_send_time_on_the_autumn_change_takes_its_second_occurrence(tmp_path):

@@ -23,7 +23,8 @@ from batchsms.plan.campaign import Campaign
 from batchsms.plan.window import DAY_NAMES, HORIZON_DAYS, Calendar, zone
 from batchsms.plan.zones import SEPARATOR, zones_column
 
-_OFFSET = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+# a time of day followed by an offset (a date alone, 2026-12-01, has none)
+_OFFSET = r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
 _EPOCH = pd.Timestamp(0, tz=UTC)
 
 
