@@ -16,6 +16,7 @@ import click
 
 from batchsms import __version__
 from batchsms.cli.summary import (
+    campaign_warnings,
     dry_run_text,
     preview_text,
     send_outcome,
@@ -23,6 +24,7 @@ from batchsms.cli.summary import (
     status_dict,
     status_text,
     track_text,
+    waiting_text,
 )
 from batchsms.errors import BatchsmsError, BatchsmsWarning, ExitCode
 from batchsms.plan.campaign import folder_problem
@@ -71,10 +73,13 @@ def check_command(campaign: Path, as_json: bool) -> int:
     Example: batchsms check campaigns/spring-sale.yaml
     """
     result = check(campaign)
+    warnings = campaign_warnings(result.campaign)
     if as_json:
-        _print_json(result.totals.to_dict())
+        _print_json({**result.totals.to_dict(), "warnings": warnings})
     else:
         _echo(dry_run_text(result, title="check passed"))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     return ExitCode.OK
 
 
@@ -119,16 +124,20 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
 @click.option("--same-account", is_flag=True,
               help="The credentials changed but the provider account is the same (a new "
               "key): what went out through the old key still counts.")
+@click.option("--wait", is_flag=True,
+              help="Keep running until every recipient is sent: sleep until the next window "
+              "opens (send.window, send.not_before, send_at_column) instead of exiting.")
 @REPORTS
 def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown: bool,
                  test_to: str | None, test_row: int | None, message_again: bool,
-                 same_account: bool, reports: Path) -> int:
+                 same_account: bool, wait: bool, reports: Path) -> int:
     """Send the campaign, or resume it where an earlier run stopped.
 
     Shows the dry-run totals and asks for confirmation (or takes --yes); sends in
     chunks within the provider's rate; journals every step so that a crash or Ctrl-C
     never loses or duplicates a message; writes results.csv, results.xlsx,
-    summary.json and retry.csv to REPORTS/<name>/.
+    summary.json and retry.csv to REPORTS/<name>/. Recipients whose window is shut
+    stay pending: without --wait it exits 0 and says when the next window opens.
 
     Example: batchsms send campaigns/spring-sale.yaml --yes
     """
@@ -149,7 +158,7 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
     if not yes and not _confirmed(prepared, left["to_send"]):
         return ExitCode.UNUSABLE
     try:
-        result = _run(prepared)
+        result = _run(prepared, wait)
     except BaseException:
         prepared.close()  # let the next run take the campaign's lock (library callers too)
         raise
@@ -195,7 +204,7 @@ def _confirm(count: int) -> bool:
     return False
 
 
-def _run(prepared: Any) -> Any:
+def _run(prepared: Any, wait: bool) -> Any:
     import asyncio
     import signal
 
@@ -216,7 +225,10 @@ def _run(prepared: Any) -> Any:
             loop.add_signal_handler(signal.SIGINT, interrupt)
 
         try:
-            return await execute(prepared, on_progress=progress.update, on_runner=on_runner)
+            return await execute(prepared, on_progress=progress.update, on_runner=on_runner,
+                                 wait=wait, on_wait=lambda w: progress.note(
+                                     f"Waiting: {waiting_text(w)} (Ctrl-C stops; the next "
+                                     "run resumes)"))
         finally:
             loop.remove_signal_handler(signal.SIGINT)
 
@@ -232,6 +244,7 @@ def _finish(prepared: Any, result: Any) -> int:
 
     try:
         files = write_results(prepared.campaign, prepared.journal, prepared.folder)
+        waiting = prepared.waiting(time.time()) if result is not None else None
         write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
                      SendView(files.summary_data, files.failures, files.timeline))
     finally:
@@ -243,7 +256,10 @@ def _finish(prepared: Any, result: Any) -> int:
         _echo(f"error: the run stopped: {result.stopped}", err=True)
         return ExitCode.UNUSABLE
     data = files.summary_data
-    return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or data["pending"] \
+    if (text := waiting_text(waiting)) is not None:
+        click.echo(text + " Run send again then (or use send --wait).")
+    pending = data["pending"] - (waiting.count if waiting else 0)
+    return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or pending \
         else ExitCode.OK
 
 

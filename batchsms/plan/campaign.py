@@ -11,9 +11,10 @@ import os
 import re
 import stat
 import tempfile
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
 import yaml
@@ -29,12 +30,16 @@ from pydantic import (
 
 from batchsms import limits
 from batchsms.errors import CampaignError, located
+from batchsms.plan.window import DAY_NAMES, Window
 from batchsms.providers.rules import Rate
 from batchsms.providers.settings import ProviderConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$")
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _PER_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0,
                 "h": 3600.0, "hour": 3600.0}
 
@@ -66,6 +71,8 @@ class ContactsConfig(Strict):
     phone_column: str = "phone"
     default_region: str | None = None
     country_column: str | None = None
+    timezone_column: str | None = None  # an IANA zone per row; overrides the number's zones
+    send_at_column: str | None = None  # each row's earliest send time
     delimiter: Literal[",", ";", "\t", "|"] | None = None
     encoding: str | None = None
 
@@ -105,6 +112,49 @@ class PricingConfig(Strict):
         return {_region(k) or k: v for k, v in value.items()}
 
 
+class WindowConfig(Strict):
+    """When recipients may receive a message, in their own local time."""
+
+    hours: str = "09:00-20:00"
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], min_length=1)
+    skip_holidays: bool = False
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_format(cls, value: str) -> str:
+        _minutes(value)
+        return value
+
+    def rule(self) -> Window:
+        start, end = _minutes(self.hours)
+        return Window(start, end, frozenset(DAY_NAMES.index(d) for d in self.days),
+                      self.skip_holidays)
+
+
+def _minutes(hours: str) -> tuple[int, int]:
+    """``"09:00-20:00"`` → (540, 1200); the end may be 24:00, and must follow the start."""
+    match = _HOURS.match(hours)
+    problem = (f"{hours!r} is not a span of hours: write HH:MM-HH:MM, e.g. 09:00-20:00 "
+               "(the end after the start, at most 24:00)")
+    if not match:
+        raise ValueError(problem)
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if h1 > 23 or m1 > 59 or m2 > 59 or end > 1440 or end <= start:
+        raise ValueError(problem)
+    return start, end
+
+
+def duration_seconds(text: str) -> float:
+    """``"6h"``, ``"90min"``, ``"2d"``, ``"45s"`` → seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: write a number and a unit, e.g. 30min, "
+                         "6h or 2d")
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
 class SendConfig(Strict):
     chunk_size: int = Field(default=50, ge=1, le=50)
     rate: str | None = None
@@ -112,6 +162,25 @@ class SendConfig(Strict):
     encoding: Literal["auto", "smart"] = "auto"
     budget: Decimal | None = Field(default=None, ge=0)
     concurrency: int = Field(default=8, ge=1, le=64)
+    not_before: datetime | None = None  # nothing goes out before this instant
+    window: WindowConfig | None = None
+    max_late: str | None = None  # skip a row whose send_at it would miss by more than this
+    opt_out: str | None = Field(default=None, min_length=1)  # appended to every text
+
+    @field_validator("not_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the instant with its offset, e.g. 2026-12-01T09:00:00+01:00 "
+                             "or 2026-12-01T08:00:00Z")
+        return value
+
+    @field_validator("max_late")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_seconds(value)
+        return value
 
     @field_validator("rate")
     @classmethod
@@ -132,6 +201,10 @@ class SendConfig(Strict):
         match = _RATE.match(self.rate)
         assert match is not None
         return Rate(int(match[1]), _PER_SECONDS[match[2]])
+
+    @property
+    def max_late_seconds(self) -> float | None:
+        return None if self.max_late is None else duration_seconds(self.max_late)
 
 
 class Campaign(Strict):
@@ -257,7 +330,8 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
-        current = field.annotation
+        current = next((a for a in (field.annotation, *get_args(field.annotation))
+                        if hasattr(a, "model_fields")), None)
     return [k for k in getattr(current, "model_fields", {}) if k != "source"]
 
 

@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +30,8 @@ import pyarrow.csv as pacsv
 from batchsms.plan.pricing import PriceTable
 
 DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
-                   "encoding", "segments", "characters", "cost", "ucs2_chars", "text"]
+                   "encoding", "segments", "characters", "cost", "ucs2_chars", "timezone",
+                   "window_opens", "text"]
 _INT_COLUMNS = {"row", "segments", "characters", "smart_saved"}
 _FORMULA_START = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"  # "+4520123456", "-12.5": nothing to run
@@ -67,6 +69,19 @@ def neutralise(column: pa.Array) -> pa.Array:
     return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
 
 
+def _iso_utc(seconds: pd.Series) -> pd.Series:
+    """Epoch seconds as ISO 8601 UTC text (``2026-12-01T08:00:00Z``); NaN stays empty.
+
+    Formatted once per distinct instant (most rows share "now"), with numpy.
+    """
+    codes, distinct = pd.factorize(seconds)
+    whole = np.floor(np.asarray(distinct, dtype=np.float64)).astype(np.int64)
+    texts = np.char.add(np.datetime_as_string(whole.astype("datetime64[s]"), unit="s"),
+                        "Z").astype(object)
+    found = texts[np.maximum(codes, 0)] if len(texts) else np.full(len(codes), None)
+    return pd.Series(np.where(codes >= 0, found, None), index=seconds.index, dtype="string")
+
+
 class DryRunCsv:
     """Writes ``dry-run.csv`` chunk by chunk; the file appears complete or not at all."""
 
@@ -87,6 +102,7 @@ class DryRunCsv:
         frame = plan.reset_index()
         frame["cost"] = self.prices.format_column(frame["cost"].fillna(0))
         frame.loc[plan["cost"].isna().to_numpy(), "cost"] = pd.NA
+        frame["window_opens"] = _iso_utc(frame["window_opens"])
         table = pa.Table.from_pandas(frame[self.columns], schema=self.schema, preserve_index=False)
         for name in NEUTRALISED:
             index = table.schema.get_field_index(name)
