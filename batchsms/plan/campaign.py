@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from batchsms.errors import CampaignError, located
+from batchsms.plan import DEFAULT_REPORTS  # re-exported: its home is light for the CLI
 from batchsms.providers.rules import RULES, Rate
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -193,9 +194,6 @@ class Campaign(Strict):
     def _suppression_paths(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
         return [Path(base) / p if (base := (info.context or {}).get("base")) and not
                 p.is_absolute() else p for p in value]
-
-
-DEFAULT_REPORTS = Path("reports")
 
 
 def report_dir(campaign: Campaign, reports: Path = DEFAULT_REPORTS) -> Path:
