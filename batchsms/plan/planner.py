@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchsms.plan import contacts, phones, segments
+from batchsms.plan import contacts, phone_columns, segment_columns
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.pricing import PriceTable
 from batchsms.plan.render import Template, load_template, render_frame
@@ -121,7 +121,7 @@ class Planner:
         found: dict[int, str] = {}
         for path in self.campaign.suppression:
             raw = contacts.read_suppression(path, self.campaign.contacts.phone_column)
-            numbers = phones.normalize(raw.reset_index(drop=True),
+            numbers = phone_columns.normalize(raw.reset_index(drop=True),
                                        self.campaign.contacts.default_region)
             for key in number_keys(numbers["e164"].dropna()):
                 found.setdefault(int(key), path.name)
@@ -137,7 +137,7 @@ class Planner:
     def _plan(self, sheet: pd.DataFrame, first_seen: FirstSeen) -> pd.DataFrame:
         cfg = self.campaign.contacts
         regions = sheet[cfg.country_column] if cfg.country_column else None
-        numbers = phones.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
+        numbers = phone_columns.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
         plan = pd.DataFrame(index=sheet.index)
         plan["phone"] = sheet[cfg.phone_column].astype("string")
         plan["e164"] = numbers["e164"].astype("string")
@@ -205,10 +205,10 @@ class Planner:
         everyone = bool(has_text.all())
         texts = plan["text"] if everyone else plan.loc[has_text, "text"]
         if self.campaign.send.encoding == "smart":
-            before = segments.count_column(texts)["segments"]
-            texts = segments.smart_replace_column(texts)
+            before = segment_columns.count_column(texts)["segments"]
+            texts = segment_columns.smart_replace_column(texts)
             plan["text"] = texts if everyone else texts.reindex(plan.index)
-        counted = segments.count_column(texts)
+        counted = segment_columns.count_column(texts)
         if self.campaign.send.encoding == "smart":
             counted["smart_saved"] = before - counted["segments"]
         for column in counted.columns:

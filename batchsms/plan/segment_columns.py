@@ -1,4 +1,5 @@
-"""The column path of `batchsms.plan.segments`: segment counts for a whole column of texts at once.
+"""Segment counts for a whole column of texts at once, equal row by row to the reference
+`batchsms.plan.segments.count` (whose module states the rules).
 
 `count_column` and `smart_replace_column` work on the column's UTF-8 bytes with numpy
 and pyarrow, without a Python loop over rows, and agree with the reference `count` and
@@ -35,7 +36,13 @@ _JOINING = regex.compile(
 
 
 def count_column(texts: pd.Series) -> pd.DataFrame:
-    """`batchsms.plan.segments.count_column`, whose docstring states the contract."""
+    """`count` for every text of a column, computed column-wise.
+
+    `texts` holds str values, no missing values, any index. Returns a DataFrame with
+    the same index and columns `encoding` ("GSM-7"/"UCS-2"), `segments` and
+    `characters` (int64), and `ucs2_chars`: `describe_chars` of the graphemes that
+    forced UCS-2 ("" for GSM-7 rows). Equal to `count` row by row.
+    """
     array = _utf8_array(texts)
     blocks = [_count_block(array.slice(s, _BLOCK_ROWS)) for s in _block_starts(array)]
     ucs2 = pa.array(np.concatenate([b.ucs2 for b in blocks]).astype(np.int8))
@@ -54,7 +61,10 @@ def count_column(texts: pd.Series) -> pd.DataFrame:
 
 
 def smart_replace_column(texts: pd.Series) -> pd.Series:
-    """`batchsms.plan.segments.smart_replace_column`, whose docstring states the contract."""
+    """`smart_replace` for every text of a column (str values, no missing values).
+
+    Returns a str Series with the same index and name.
+    """
     array = _utf8_array(texts)
     blocks = [_smart_block(array.slice(s, _BLOCK_ROWS)) for s in _block_starts(array)]
     result = pa.chunked_array(blocks, pa.large_string())
