@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from batchsms.plan import contacts, phone_columns, segment_columns
 from batchsms.plan.campaign import Campaign
+from batchsms.plan.prefetch import prefetch
 from batchsms.plan.pricing import PriceTable
 from batchsms.plan.render import Template, load_template, render_frame
 from batchsms.providers.rules import ProviderRules
@@ -130,22 +131,31 @@ class Planner:
     def chunks(self) -> Iterator[PlanChunk]:
         """The plan, in sheet order, one chunk at a time."""
         first_seen = FirstSeen()
-        for sheet in contacts.read_contacts(self.campaign.contacts, self.campaign.source,
-                                            chunk_rows=self.chunk_rows):
-            yield PlanChunk(self._plan(sheet, first_seen), sheet)
+        sheets = contacts.read_contacts(self.campaign.contacts, self.campaign.source,
+                                        chunk_rows=self.chunk_rows)
+        # The next chunk is read and its numbers normalised on a second thread meanwhile.
+        for sheet, numbers in prefetch((sheet, self._numbers(sheet)) for sheet in sheets):
+            yield PlanChunk(self._plan(sheet, first_seen, numbers), sheet)
 
-    def _plan(self, sheet: pd.DataFrame, first_seen: FirstSeen) -> pd.DataFrame:
+    def _numbers(self, sheet: pd.DataFrame) -> pd.DataFrame:
         cfg = self.campaign.contacts
         regions = sheet[cfg.country_column] if cfg.country_column else None
-        numbers = phone_columns.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
+        return phone_columns.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
+
+    def _plan(self, sheet: pd.DataFrame, first_seen: FirstSeen,
+              numbers: pd.DataFrame | None = None) -> pd.DataFrame:
+        cfg = self.campaign.contacts
+        if numbers is None:
+            numbers = self._numbers(sheet)
         plan = pd.DataFrame(index=sheet.index)
         plan["phone"] = sheet[cfg.phone_column].astype("string")
         plan["e164"] = numbers["e164"].astype("string")
         plan["country"] = numbers["country"].astype("string")
-        plan["reason_code"] = pd.Series(pd.NA, index=sheet.index, dtype="string")
+        plan["reason_code"] = _missing_strings(sheet.index)
         plan["reason"] = numbers["reason"].astype("string")
         failed = plan["reason"].dropna()
-        plan.loc[failed.index, "reason_code"] = failed.map(phone_reason_code)
+        codes = {reason: phone_reason_code(reason) for reason in failed.unique()}
+        plan.loc[failed.index, "reason_code"] = failed.map(codes)
         self._skip_malformed(plan, sheet.attrs.get(contacts.PROBLEMS) or {})
         self._skip_suppressed_and_duplicates(plan, first_seen)
         self._render(plan, sheet)
@@ -179,13 +189,13 @@ class Planner:
               np.char.add("duplicate of row ", earlier[earlier >= 0].astype(str)))
 
     def _render(self, plan: pd.DataFrame, sheet: pd.DataFrame) -> None:
-        todo = plan["reason_code"].isna()
-        plan["text"] = pd.Series(pd.NA, index=plan.index, dtype="string")
+        todo = plan["reason_code"].isna().to_numpy()
+        plan["text"] = _missing_strings(plan.index)
         if not todo.any():
             return
-        rows = sheet if todo.all() else sheet[todo.to_numpy()]
+        rows = sheet if todo.all() else sheet[todo]
         texts, reasons = render_frame(self.template, rows)
-        plan["text"] = texts.reindex(plan.index) if len(rows) < len(plan) else texts
+        plan["text"] = _spread(texts, todo, plan.index) if len(rows) < len(plan) else texts
         failed = reasons.dropna()
         plan.loc[failed.index, "reason"] = failed
         plan.loc[failed.index, "reason_code"] = failed.map(
@@ -194,26 +204,25 @@ class Planner:
         _skip(plan, empty.to_numpy(), "empty_text", "the template renders an empty text here")
 
     def _count(self, plan: pd.DataFrame) -> None:
-        has_text = plan["text"].notna()
-        plan["encoding"] = pd.Series(pd.NA, index=plan.index, dtype="string")
-        plan["ucs2_chars"] = pd.Series(pd.NA, index=plan.index, dtype="string")
-        plan["segments"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
-        plan["characters"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
-        plan["smart_saved"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
+        has_text = plan["text"].notna().to_numpy()
+        for column in ("encoding", "ucs2_chars"):
+            plan[column] = _missing_strings(plan.index)
+        for column in ("segments", "characters", "smart_saved"):
+            plan[column] = _missing_ints(plan.index)
         if not has_text.any():
             return
-        everyone = bool(has_text.all())
-        texts = plan["text"] if everyone else plan.loc[has_text, "text"]
+        # Rows without a text are counted as "" (cheap) and blanked after: no filter, no reindex.
+        texts = plan["text"].fillna("")
         if self.campaign.send.encoding == "smart":
             before = segment_columns.count_column(texts)["segments"]
             texts = segment_columns.smart_replace_column(texts)
-            plan["text"] = texts if everyone else texts.reindex(plan.index)
+            plan["text"] = texts.where(has_text)
         counted = segment_columns.count_column(texts)
         if self.campaign.send.encoding == "smart":
             counted["smart_saved"] = before - counted["segments"]
         for column in counted.columns:
             values = counted[column].astype(plan[column].dtype)
-            plan[column] = values if everyone else values.reindex(plan.index)
+            plan[column] = values if has_text.all() else values.where(has_text)
 
     def _apply_limits(self, plan: pd.DataFrame) -> None:
         ok = plan["reason_code"].isna()
@@ -253,6 +262,25 @@ def _skip(plan: pd.DataFrame, mask: np.ndarray, code: str, reason: object) -> No
         return
     plan.loc[mask, "reason_code"] = code
     plan.loc[mask, "reason"] = reason
+
+
+def _missing_strings(index: pd.Index) -> pd.Series:
+    return pd.Series(pd.array(pa.nulls(len(index), pa.large_string()), dtype="string"),
+                     index=index)
+
+
+def _missing_ints(index: pd.Index) -> pd.Series:
+    n = len(index)
+    return pd.Series(pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool)), index=index)
+
+
+def _spread(values: pd.Series, where: np.ndarray, index: pd.Index) -> pd.Series:
+    """A string column over `index` holding `values` at the rows of `where`, NA elsewhere
+    (by position: a reindex would hash the index)."""
+    at = np.full(len(index), -1, np.int64)
+    at[where] = np.arange(len(values))
+    taken = pa.array(values.array).take(pa.array(at, mask=at < 0))
+    return pd.Series(pd.array(taken, dtype="string"), index=index)
 
 
 def phone_reason_code(reason: str) -> str:
