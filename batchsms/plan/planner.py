@@ -64,37 +64,33 @@ class FirstSeen:
         self.rows = np.empty(0, dtype=np.int64)
 
     def first_rows(self, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """For each (key, row): the earlier row with the same key, or -1; then remember them."""
-        pos = np.searchsorted(self.keys, keys)
+        """For each (key, row): the earlier row with the same key, or -1; then remember them.
+
+        `rows` are distinct and later than every row remembered before.
+        """
+        order = np.argsort(keys)  # one sort serves grouping, lookup and remembering
+        ordered = keys[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(keys) else \
+            np.zeros(0, np.int64)
+        distinct = ordered[starts]
+        first = np.minimum.reduceat(rows[order], starts) if len(keys) else distinct
+        pos = np.searchsorted(self.keys, distinct)
         pos_ok = np.minimum(pos, max(len(self.keys) - 1, 0))
-        seen = (pos < len(self.keys)) & (self.keys[pos_ok] == keys) if len(self.keys) else \
-            np.zeros(len(keys), dtype=bool)
-        earlier = np.where(seen, self.rows[pos_ok] if len(self.rows) else -1, -1)
-        first_here = _first_of_each(keys, rows)
-        earlier = np.where(seen, earlier, np.where(first_here != rows, first_here, -1))
-        new = ~seen & (first_here == rows)
-        self._remember(keys[new], rows[new])
+        seen = (pos < len(self.keys)) & (self.keys[pos_ok] == distinct) if len(self.keys) else \
+            np.zeros(len(distinct), dtype=bool)
+        before = np.where(seen, self.rows[pos_ok] if len(self.rows) else -1, first)
+        earlier = np.empty(len(keys), np.int64)
+        earlier[order] = np.repeat(before, np.diff(np.r_[starts, len(keys)]))
+        earlier[earlier == rows] = -1  # the first row of a key not seen before
+        self._remember(distinct[~seen], first[~seen])
         return earlier
 
     def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        """Merge new (distinct, unseen) keys into the sorted arrays: a linear merge of two
-        sorted runs, so remembering a long sheet stays cheap chunk after chunk."""
-        order = np.argsort(keys)
-        keys, rows = keys[order], rows[order]
+        """Merge new (distinct, unseen, sorted) keys into the sorted arrays: a linear merge of
+        two sorted runs, so remembering a long sheet stays cheap chunk after chunk."""
         at = np.searchsorted(self.keys, keys)
         self.keys = np.insert(self.keys, at, keys)
         self.rows = np.insert(self.rows, at, rows)
-
-
-def _first_of_each(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """For each position, the row of the first position with the same key (rows ascend)."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(keys) else np.empty(0, bool)
-    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
-    first = np.empty_like(rows)
-    first[order] = rows[order][group_start]
-    return first
 
 
 def number_keys(e164: pd.Series) -> np.ndarray:
