@@ -40,3 +40,16 @@ def test_a_command_still_imports_what_it_needs() -> None:
     names, done = imported("check", "no-such-campaign.yaml")
     assert done.returncode == 2
     assert {"batchsms.plan.campaign", "pandas"} <= names
+
+
+def test_a_csv_campaign_does_not_import_the_workbook_reader(tmp_path) -> None:
+    (tmp_path / "contacts.csv").write_text("phone,name\n+45 20 12 34 56,Ann\n", encoding="utf-8")
+    (tmp_path / "message.txt").write_text("Hi << name >>", encoding="utf-8")
+    (tmp_path / "c.yaml").write_text(
+        "name: light\ncontacts: {path: contacts.csv, default_region: DK}\n"
+        "template: {path: message.txt}\nprovider: {name: mailjet, sender: Shop, sandbox: true}\n"
+        "pricing: {currency: EUR, default: 0.05}\n", encoding="utf-8")
+    names, done = imported("check", str(tmp_path / "c.yaml"))
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "batchsms.plan.workbook" in names and "pandas" in names
+    assert not {n for n in names if n.split(".")[0] in ("openpyxl", "xlsxwriter")}
