@@ -132,3 +132,19 @@ async def test_a_second_ctrl_c_aborts_requests_in_flight_at_once(journal: Journa
     in_flight = {m.key for _, batch in provider.requests for m in batch}
     assert {row for row, state in final.items() if state == UNKNOWN} == in_flight
     assert {row for row, state in final.items() if state == PENDING} == set(ROWS) - in_flight
+
+
+def test_send_says_it_is_writing_results(tmp_path: Path) -> None:
+    # The results take a moment on a big campaign: a person is told what the wait is.
+    import subprocess
+    import sys
+
+    def batchsms(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "batchsms", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    assert batchsms("init", "demo").returncode == 0
+    done = batchsms("send", "demo/demo.yaml", "--yes", "--reports", "reports")
+    assert done.returncode == 0, done.stderr
+    assert "Writing results…" in done.stderr
+    assert (tmp_path / "reports" / "demo" / "results.csv").is_file()

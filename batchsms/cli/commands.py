@@ -202,6 +202,8 @@ def _finish(prepared: Any, result: Any) -> int:
     from batchsms.report.html import SendView, write_report
     from batchsms.report.results import write_results
 
+    # Said before the wait, so that a Ctrl-C that stopped the run is not met by silence.
+    click.echo("Writing results…", err=True)
     files = write_results(prepared.planner, prepared.journal, prepared.folder)
     write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
                  SendView(files.summary_data, files.failures, files.timeline))
