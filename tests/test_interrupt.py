@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from test_journal import plan_of
+from test_journal import PRICES, plan_of
 from test_runner import ROWS, FakeProvider, states
 
 from batchsms.providers.base import Message, Outcome, Result
@@ -24,7 +24,8 @@ HANG_GUARD = 30.0
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
     journal = Journal.open(tmp_path / "journal.sqlite")
-    journal.add_planned(plan_of({row: (f"+452012{row:04d}", f"Hi {row}") for row in ROWS}))
+    journal.add_planned(plan_of({row: (f"+452012{row:04d}", f"Hi {row}") for row in ROWS}),
+                        PRICES)
     yield journal
     journal.close()
 

@@ -88,6 +88,9 @@ def send_preamble(prepared: PreparedSend) -> str:
     result = DryRun(prepared.campaign, prepared.totals, None)
     lines = [dry_run_text(result, title="send")]
     left = prepared.to_do()
+    if prepared.rehearsed:
+        lines += ["", f"{prepared.rehearsed:,} earlier sends went to a rehearsal account; they "
+                  "do not count, so those recipients are messaged now."]
     if not prepared.created:
         lines += ["", f"Resuming: {left['already_sent']:,} already sent, {left['failed']:,} "
                   f"failed, {left['unknown']:,} unknown (not resent)."]
@@ -119,8 +122,11 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
     if data["pending"] and result is not None and not result.stopped:
         lines.append("Not everything was sent: run the same send command again to resume.")
     lines.append(f"Results: {files.csv}" + (f", {files.xlsx}" if files.xlsx else ""))
-    if files.retry:
-        lines.append(f"Failed recipients, ready for a follow-up campaign: {files.retry}")
+    if files.note:
+        lines.append(files.note)
+    if data["failed"] or data["unknown"]:
+        lines.append(f"Failed and unknown recipients, ready for a follow-up campaign: "
+                     f"{files.retry}")
     return "\n".join(lines)
 
 
@@ -129,7 +135,9 @@ def status_dict(status: CampaignStatus) -> dict[str, Any]:
             "cost_so_far": str(status.cost_so_far), "currency": status.currency,
             "runs": [{"started_at": _iso(s), "finished_at": _iso(f), "result": r}
                      for _, s, f, r in status.runs],
-            "journal": str(status.journal_path)}
+            "journal": str(status.journal_path), "account": status.account,
+            "test_sends": status.tests, "rehearsal_messages": status.rehearsed,
+            "running": None if status.running is None else status.running.describe()}
 
 
 def status_text(status: CampaignStatus) -> str:
@@ -139,6 +147,10 @@ def status_text(status: CampaignStatus) -> str:
              f"  sent {c['sent']:,}   failed {c['failed']:,}   unknown {c['unknown']:,}   "
              f"in doubt {c['sending']:,}   not sent yet {c['pending']:,}",
              f"  estimated cost so far: {status.currency} {status.cost_so_far}"]
+    if status.running:
+        lines.append(f"  sending right now: {status.running.describe()}")
+    if not status.planned:
+        lines.append(f"  only test sends so far ({status.tests}); the campaign was never sent")
     if last:
         lines.append(f"  last run: {_iso(last[1])} ({last[3] or 'did not finish'})")
     if not status.complete:

@@ -25,7 +25,6 @@ from pydantic import (
 )
 
 from batchsms.errors import CampaignError, located
-from batchsms.plan import DEFAULT_REPORTS  # re-exported: its home is light for the CLI
 from batchsms.providers.rules import RULES, Rate
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -121,10 +120,18 @@ class ProviderConfig(Strict):
         return RULES[self.name]
 
 
+# A price per segment: exact, finite, and within a sane range, so that no total can
+# overflow and a typo such as 5e16 is refused here instead of wrapping a budget check.
+MAX_PRICE = Decimal(1000)
+PRICE_PLACES = 6
+Price = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, decimal_places=PRICE_PLACES,
+                                 allow_inf_nan=False)]
+
+
 class PricingConfig(Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    default: Decimal = Field(ge=0)
-    countries: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
+    default: Price
+    countries: dict[str, Price] = Field(default_factory=dict)
 
     @field_validator("countries")
     @classmethod
@@ -165,8 +172,11 @@ class Campaign(Strict):
     pricing: PricingConfig
     send: SendConfig = Field(default_factory=SendConfig)
     suppression: list[Path] = Field(default_factory=list)
+    reports: Path = Path("reports")  # relative to the campaign file, not the working folder
 
     source: Path | None = Field(default=None, exclude=True)
+
+    _reports = field_validator("reports")(_relative)
 
     @field_validator("send")
     @classmethod
@@ -196,8 +206,10 @@ class Campaign(Strict):
                 p.is_absolute() else p for p in value]
 
 
-def report_dir(campaign: Campaign, reports: Path = DEFAULT_REPORTS) -> Path:
-    return reports / campaign.name
+def report_dir(campaign: Campaign, reports: Path | None = None) -> Path:
+    """``<reports>/<name>``: the campaign's ``reports:`` folder (relative to the campaign
+    file, so it is the same from any working folder) unless ``reports`` overrides it."""
+    return (campaign.reports if reports is None else reports) / campaign.name
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -207,10 +219,15 @@ class _Loader(yaml.SafeLoader):
     """Reads YAML floats as exact decimals: money must not pass through binary floats."""
 
 
-_Loader.add_constructor(
-    "tag:yaml.org,2002:float",
-    lambda loader, node: Decimal(loader.construct_scalar(node).replace("_", "")),
-)
+_SPECIAL_FLOATS = {".nan": "NaN", ".inf": "Infinity", "+.inf": "Infinity", "-.inf": "-Infinity"}
+
+
+def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    return Decimal(_SPECIAL_FLOATS.get(text.lower(), text))  # NaN/inf: refused by the schema
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
 
 
 def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
