@@ -6,13 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from batchsms.plan.planner import REASON_TITLES
-from batchsms.plan.totals import Group
-from batchsms.report.dryrun import DryRun
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is made
     from batchsms.plan.campaign import Campaign
     from batchsms.plan.preview import PreviewRow
+    from batchsms.plan.totals import Group
+    from batchsms.report.dryrun import DryRun
     from batchsms.report.results import ResultFiles
     from batchsms.send.runner import RunResult
     from batchsms.send.sending import CampaignStatus, PreparedSend
@@ -58,6 +56,8 @@ def _groups(title: str, groups: dict[str, Group], money: Callable[[int], str],
 
 
 def _skipped(result: DryRun) -> list[str]:
+    from batchsms.plan.planner import REASON_TITLES
+
     t = result.totals
     if not t.skipped_by_reason:
         return []
@@ -85,6 +85,8 @@ def _top(result: DryRun) -> list[str]:
 
 def send_preamble(prepared: PreparedSend) -> str:
     """The plan's totals and what this run will do, shown before confirming."""
+    from batchsms.report.dryrun import DryRun
+
     result = DryRun(prepared.campaign, prepared.totals, None)
     lines = [dry_run_text(result, title="send")]
     left = prepared.to_do()
