@@ -315,3 +315,20 @@ def test_the_reference_does_not_import_the_column_path() -> None:
 
     assert "batchsms.plan.segments" in imported(segment_columns)
     assert not {"segment_columns", "batchsms.plan.segment_columns"} & imported(segments)
+
+
+def test_the_class_table_equals_a_scan_of_every_code_point() -> None:
+    # _classes scans only the planes that hold joining characters; a Unicode update that
+    # put one elsewhere would show here.
+    import numpy as np
+
+    from batchsms.plan import segment_columns as sc
+
+    cps = np.arange(0x110000, dtype=np.uint32)
+    cps[0xD800:0xE000] = 0
+    joining = np.zeros(0x110000, bool)
+    for m in sc._JOINING.finditer(cps.tobytes().decode("utf-32-le")):
+        joining[m.start():m.end()] = True
+    table = sc._classes()
+    assert np.array_equal(table >= sc._JOIN, joining & (table != sc._BASIC) & (table != sc._EXT))
+    assert joining.sum() > 1000  # the scan found the combining marks, ZWJ, Hangul...

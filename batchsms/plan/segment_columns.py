@@ -137,10 +137,15 @@ def _classes() -> np.ndarray:
     """The class (_BASIC ... _JOIN_ASTRAL) of every code point, from `regex`'s tables."""
     cls = np.full(0x110000, _OTHER, np.uint8)
     cls[0x10000:] = _ASTRAL
-    cps = np.arange(0x110000, dtype=np.uint32)
-    cps[0xD800:0xE000] = 0
-    for m in _JOINING.finditer(cps.tobytes().decode("utf-32-le")):
-        cls[m.start() : m.end()] += _JOIN - _OTHER
+    # Only planes 0-3 and 14 hold assigned characters outside private use (planes 4-13 are
+    # unassigned, 15-16 private use: none can join), so only they are scanned: a third of
+    # the work at every start.
+    for first in (0, 0xE0000):
+        last = 0x40000 if first == 0 else 0xF0000
+        cps = np.arange(first, last, dtype=np.uint32)
+        cps[(cps >= 0xD800) & (cps < 0xE000)] = 0
+        for m in _JOINING.finditer(cps.tobytes().decode("utf-32-le")):
+            cls[first + m.start() : first + m.end()] += _JOIN - _OTHER
     cls[[ord(c) for c in GSM_BASIC]] = _BASIC
     cls[[ord(c) for c in GSM_EXTENSION]] = _EXT
     return cls
