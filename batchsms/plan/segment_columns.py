@@ -519,13 +519,17 @@ def _describe_rows(
         index = listed[_spans(listed_first[rows], counts)]
         return _Items(np.repeat(rows, counts), chars.pos[index], chars.cp[index])
 
-    every = np.arange(n)
-    heads = _Items.merge(singles(every, _COMPARED), multis.head(n, _COMPARED))
+    # A row with one non-GSM grapheme shows it; only rows with several compare them.
+    one, several = total == 1, total > 1
+    heads = _Items.merge(singles(np.flatnonzero(several), _COMPARED),
+                         multis.take(several[multis.row]).head(n, _COMPARED))
     shown, done = _distinct_heads(heads.head(n, _COMPARED), total)
     slow = np.flatnonzero(~done)
     rest = _Items.merge(singles(slow, None), multis.take(~done[multis.row]))
     repeated = pd.Series((rest.row.astype(np.int64) << 32) + rest.key).duplicated()
-    shown = _Items.merge(shown, rest.take(~repeated.to_numpy()).head(n, _SHOWN))
+    alone = _Items.merge(singles(np.flatnonzero(one), None), multis.take(one[multis.row]))
+    shown = _Items.merge(_Items.merge(shown, alone),
+                         rest.take(~repeated.to_numpy()).head(n, _SHOWN))
     index, distinct = pd.factorize(shown.key)
     labels = [_describe(chr(k) if k < 0x110000 else uniques[k - 0x110000]) for k in distinct]
     values = pa.array(labels, pa.large_string()).take(pa.array(index))
