@@ -8,7 +8,7 @@ is streamed chunk by chunk, so memory stays bounded however long it is. The dry 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,18 +147,15 @@ class Planner:
         plan["phone"] = sheet[cfg.phone_column].astype("string")
         plan["e164"] = numbers["e164"].astype("string")
         plan["country"] = numbers["country"].astype("string")
-        plan["reason_code"] = _missing_strings(sheet.index)
         plan["reason"] = numbers["reason"].astype("string")
-        failed = plan["reason"].dropna()
-        codes = {reason: phone_reason_code(reason) for reason in failed.unique()}
-        plan.loc[failed.index, "reason_code"] = failed.map(codes)
+        plan["reason_code"] = _mapped(plan["reason"], phone_reason_code)
         self._skip_malformed(plan, sheet.attrs.get(contacts.PROBLEMS) or {})
         self._skip_suppressed_and_duplicates(plan, first_seen)
         self._render(plan, sheet)
         self._count(plan)
         self._apply_limits(plan)
         self._price(plan)
-        plan["status"] = np.where(plan["reason_code"].isna(), OK, SKIPPED)
+        plan["status"] = _labels(plan["reason_code"].notna().to_numpy(), (OK, SKIPPED), "str")
         return plan[PLAN_COLUMNS]
 
     @staticmethod
@@ -196,8 +193,9 @@ class Planner:
         plan.loc[failed.index, "reason"] = failed
         plan.loc[failed.index, "reason_code"] = failed.map(
             lambda r: "missing_value" if r.startswith("empty cell") else "template_error")
-        empty = plan["text"].notna() & (plan["text"].str.len() == 0)
-        _skip(plan, empty.to_numpy(), "empty_text", "the template renders an empty text here")
+        empty = pc.fill_null(pc.equal(pa.array(plan["text"].array), ""), False)
+        _skip(plan, empty.to_numpy(zero_copy_only=False), "empty_text",
+              "the template renders an empty text here")
 
     def _count(self, plan: pd.DataFrame) -> None:
         has_text = plan["text"].notna().to_numpy()
@@ -268,6 +266,23 @@ def _missing_strings(index: pd.Index) -> pd.Series:
 def _missing_ints(index: pd.Index) -> pd.Series:
     n = len(index)
     return pd.Series(pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool)), index=index)
+
+
+def _mapped(values: pd.Series, how: Callable[[str], str]) -> pd.Series:
+    """``how`` of each distinct value (NA stays NA), as a string column."""
+    encoded = pc.dictionary_encode(pa.array(values.array))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    table = pa.array([how(v) for v in encoded.dictionary.to_pylist()], pa.large_string())
+    return pd.Series(pd.array(table.take(encoded.indices), dtype="string"), index=values.index)
+
+
+def _labels(which: np.ndarray, labels: tuple[str, str], dtype: str) -> pd.Series:
+    """labels[1] where ``which``, else labels[0] (built in Arrow: numpy strings are slow)."""
+    codes = pa.array(which.astype(np.int8))
+    names = pa.array(labels, pa.large_string())
+    return pd.array(pa.DictionaryArray.from_arrays(codes, names).cast(pa.large_string()),
+                    dtype=dtype)
 
 
 def _spread(values: pd.Series, where: np.ndarray, index: pd.Index) -> pd.Series:
