@@ -129,7 +129,7 @@ def test_results_xlsx_is_readable(mixed):
     assert [c.value for c in header] == RESULT_COLUMNS
     assert all(c.font.bold for c in header)
     assert {c.fill.fgColor.rgb for c in header} == {"FF305496"}
-    assert sheet.auto_filter.ref == "A1:V7"
+    assert sheet.auto_filter.ref == "A1:Y7"
     assert sheet.freeze_panes == "A2"
     widths = {column: sheet.column_dimensions[c.column_letter].width
               for column, c in zip(RESULT_COLUMNS, header, strict=True)}

@@ -29,6 +29,7 @@ import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -48,7 +49,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
-from batchsms.plan.campaign import ProviderConfig
+from batchsms.providers.settings import ProviderConfig
 
 SANDBOX_TOKEN = "mailjet-sandbox-token"
 DEFAULT_DAILY_PARTS = 200
@@ -155,6 +156,14 @@ def make_account(body: dict[str, Any]) -> Account:
     )
 
 
+def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
+    """``batchsms emulator``'s Mailjet: one unlimited account, any sender."""
+    app = create_app()
+    app.state.emulator.accounts["rehearsal-token"] = make_account(
+        {"credential": "rehearsal-token", "daily_limit": None})
+    return app, {"MAILJET_SMS_TOKEN": "rehearsal-token"}
+
+
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:
     """An emulator with one funded, unlimited account, and the env that authenticates to it."""
     state = EmulatorState("mailjet")
@@ -174,6 +183,11 @@ class _Api:
             return refuse_before_processing(fault, self._throttled, _server_error)
         try:
             account = self._authorize(request)
+            if self.state.config.get("account_error") is not None:
+                raise _Refusal(JSONResponse({
+                    "ErrorIdentifier": str(uuid.uuid4()),
+                    "ErrorCode": str(self.state.config["account_error"]), "StatusCode": 400,
+                    "ErrorMessage": "Undocumented error."}, status_code=400))
             record = self._accept(account, _payload(body, self._config("max_payload_mb", 1)))
         except _Refusal as refusal:
             return refusal.response
@@ -186,7 +200,8 @@ class _Api:
         except _Refusal as refusal:
             return refusal.response
         wanted = request.path_params["id"]
-        found = self.state.find(lambda r: r.account == account.credential and r.id == wanted)
+        found = [r for r in self.state.visible()
+                 if r.account == account.credential and r.id == wanted]
         if not found:
             return _bare_error(404, "Object not found")
         return JSONResponse({"Data": [self._item(found[0])]})
@@ -308,7 +323,7 @@ class _Api:
         to = _param(request, "To")
         to = None if to is None else "+" + to.strip().lstrip("+")
         chosen = []
-        for index, record in enumerate(self.state.records):
+        for index, record in enumerate(self.state.visible()):
             self._advance(record)
             if (record.account == account.credential
                     and since <= record.extra["creation_ts"] <= until

@@ -25,7 +25,8 @@ from pydantic import (
 )
 
 from batchsms.errors import CampaignError, located
-from batchsms.providers.rules import RULES, Rate
+from batchsms.providers.rules import Rate
+from batchsms.providers.settings import ProviderConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$")
@@ -78,46 +79,6 @@ class TemplateConfig(Strict):
         if (self.path is None) == (self.text is None):
             raise ValueError("give exactly one of template.path and template.text")
         return self
-
-
-class ProviderConfig(Strict):
-    name: Literal["mailjet", "mailersend", "voximplant", "txty"]
-    sender: str
-    sandbox: bool = False
-    base_url: str | None = None
-    timeout: float = Field(default=30.0, gt=0, le=600)
-    env: dict[str, str] = Field(default_factory=dict)
-    env_file: Path | None = None
-    store_body: bool | None = None  # voximplant only
-    flash: bool | None = None  # txty only
-
-    _env_file = field_validator("env_file")(_relative)
-
-    @field_validator("sender")
-    @classmethod
-    def _sender_rule(cls, value: str, info: ValidationInfo) -> str:
-        sender = value.strip()
-        name = info.data.get("name")
-        problem = RULES[name].sender_problem(sender) if name else None
-        if problem:
-            raise ValueError(problem)
-        return sender
-
-    @model_validator(mode="after")
-    def _provider_options(self) -> ProviderConfig:
-        rules = RULES[self.name]
-        unknown = set(self.env) - set(rules.credentials)
-        if unknown:
-            raise ValueError(f"provider.env renames {sorted(unknown)}, but {rules.title} reads "
-                             f"only {list(rules.credentials)}")
-        for option, owner in (("store_body", "voximplant"), ("flash", "txty")):
-            if getattr(self, option) is not None and self.name != owner:
-                raise ValueError(f"{option} is an option of the {owner} provider only")
-        return self
-
-    @property
-    def rules(self):
-        return RULES[self.name]
 
 
 # A price per segment: exact, finite, and within a sane range, so that no total can
