@@ -25,6 +25,8 @@ contacts:
   # country_column: country        # a column with each row's ISO country code
   # delimiter: ";"                 # CSV only: force the separator (default: detected)
   # encoding: cp1252               # CSV only: force the encoding (default: detected)
+  # timezone_column: tz            # an IANA zone per row (Europe/Paris); overrides the number
+  # send_at_column: remind_at      # each row's earliest send time (2026-12-01 09:00, local)
 
 template:
   path: message.txt                # Jinja with << var >>; variables are the sheet's columns
@@ -51,6 +53,13 @@ send:
   # max_segments: 3                # skip rows whose text needs more segments
   # encoding: smart                # replace look-alike characters to stay in GSM-7
   # budget: 10.00                  # send refuses when the estimate is higher
+  # not_before: 2026-12-01T09:00:00+01:00   # nothing goes out before this instant
+  # window:                        # when recipients may get a text, in their own local time
+  #   hours: "09:00-20:00"         # a number with several zones: must hold in every one
+  #   days: [mon, tue, wed, thu, fri, sat]
+  #   skip_holidays: true          # public holidays of the number's country
+  # max_late: 6h                   # skip a row that would go out 6 h after its send time
+  # opt_out: "STOP to 1234"        # appended to every text on its own line, and counted
 
 # suppression: [optouts.csv]       # numbers never to message
 """
