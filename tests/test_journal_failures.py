@@ -221,6 +221,17 @@ def test_another_campaigns_journal_is_refused_naming_both(batchsms_cli, sms_emul
     assert everyone_once(sms_emulator, 4)  # autumn's four, nobody twice
 
 
+def test_an_unusable_registry_of_journals_is_a_clear_error(batchsms_cli, sms_emulator,
+                                                            tmp_path, monkeypatch):
+    campaign = write_campaign(tmp_path / "c", sms_emulator.url, 3)
+    (tmp_path / "not-a-folder").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("BATCHSMS_STATE_DIR", str(tmp_path / "not-a-folder" / "state"))
+    done = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env())
+    clear_error(done, "registry of journals", "BATCHSMS_STATE_DIR")
+    assert sms_emulator.send_requests() == 0
+    assert not journal_of(campaign).exists()  # the journal this run made is gone again
+
+
 # -- read-only and full disks ------------------------------------------------------------------
 def _mount(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
