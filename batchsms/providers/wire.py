@@ -137,7 +137,7 @@ def json_object(content: bytes) -> dict[str, Any] | None:
     """``content`` as a JSON object (fractions as exact Decimals), or None when it is not one."""
     try:
         value = json.loads(content, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an answer nested thousands deep
         return None
     return value if isinstance(value, dict) else None
 
