@@ -419,6 +419,7 @@ class _Budget:
     chars: int
     seconds: float
     armed: bool = False
+    timed: bool = False  # the SIGALRM handler is installed (main thread only)
 
 
 @contextmanager
@@ -439,10 +440,11 @@ def _alarm(budget: _Budget) -> Iterator[None]:
             raise _Timeout
 
     previous = signal.signal(signal.SIGALRM, ring)
+    budget.timed = True
     try:
         yield
     finally:
-        budget.armed = False
+        budget.armed = budget.timed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
@@ -450,8 +452,9 @@ def _alarm(budget: _Budget) -> Iterator[None]:
 def _render_one(compiled: Any, context: dict[str, str],
                 budget: _Budget) -> tuple[str | None, str | None]:
     try:
-        budget.armed = True
-        signal.setitimer(signal.ITIMER_REAL, budget.seconds)
+        if budget.timed:
+            budget.armed = True
+            signal.setitimer(signal.ITIMER_REAL, budget.seconds)
         return _generate(compiled, {**context, CONTACT: Row(context)}, budget.chars), None
     except UndefinedError as exc:
         return None, _undefined_reason(str(exc.message))
@@ -464,8 +467,9 @@ def _render_one(compiled: Any, context: dict[str, str],
     except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
         return None, f"template error{_line(exc)}: {exc}"
     finally:
-        budget.armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        if budget.timed:
+            budget.armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _runaway(template: Template, row: object, exc: BaseException,
