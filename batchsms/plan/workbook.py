@@ -27,8 +27,8 @@ from typing import Any
 import openpyxl
 from openpyxl.utils import get_column_letter
 
-from batchsms import limits
 from batchsms.errors import BatchsmsWarning, CampaignError, located
+from batchsms.plan import limits
 
 _EXCEL_INT = 2**53
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted .xlsx, or an old .xls
