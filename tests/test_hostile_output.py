@@ -14,7 +14,8 @@ from hostile import campaign
 from openpyxl import load_workbook
 
 from batchsms.cli.commands import main, write_crash_log
-from batchsms.report.csvfile import escape_controls, neutralise_text
+from batchsms.report.csvfile import neutralise_text
+from batchsms.report.escape import escape_controls
 
 ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[8m"
 

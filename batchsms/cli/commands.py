@@ -15,27 +15,19 @@ from typing import Any
 import click
 
 from batchsms import __version__
-from batchsms.cli.summary import (
-    campaign_warnings,
-    dry_run_text,
-    preview_text,
-    send_outcome,
-    send_preamble,
-    status_dict,
-    status_text,
-    track_text,
-    waiting_text,
-)
+from batchsms.cli.summary import campaign_warnings, track_text, waiting_text
 from batchsms.errors import BatchsmsError, BatchsmsWarning, ExitCode
-from batchsms.plan.campaign import folder_problem
-from batchsms.providers.registry import PROVIDERS
-from batchsms.report.csvfile import escape_controls
-from batchsms.report.dryrun import check, dry_run
+from batchsms.report.escape import escape_controls
+
+# Each command imports what it needs (pandas, pyarrow, pydantic, jinja2, httpx…) inside its
+# function, so that --help, a mistyped flag and a light command start in a few tens of ms.
 
 
 def _writable_folder(ctx: click.Context, param: click.Parameter,
                      value: Path | None) -> Path | None:
     """A folder batchsms can create files in (later), checked before any work is done."""
+    from batchsms.plan.campaign import folder_problem
+
     problem = None if value is None else folder_problem(value)
     if problem:
         raise click.BadParameter(problem)
@@ -72,6 +64,9 @@ def check_command(campaign: Path, as_json: bool) -> int:
 
     Example: batchsms check campaigns/spring-sale.yaml
     """
+    from batchsms.cli.summary import dry_run_text
+    from batchsms.report.dryrun import check
+
     result = check(campaign)
     warnings = campaign_warnings(result.campaign)
     if as_json:
@@ -95,6 +90,9 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
 
     Example: batchsms dry-run campaigns/spring-sale.yaml --json
     """
+    from batchsms.cli.summary import dry_run_text
+    from batchsms.report.dryrun import dry_run
+
     result = dry_run(campaign, reports)
     if as_json:
         _print_json({**result.totals.to_dict(), "campaign": result.campaign.name,
@@ -145,6 +143,7 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         return _test_send(campaign, test_to, test_row, reports)
     if test_row is not None:
         raise click.UsageError("--row goes with --test-to")
+    from batchsms.cli.summary import send_preamble
     from batchsms.send.sending import prepare_send
 
     prepared = prepare_send(campaign, reports, accept_changes=accept_changes,
@@ -239,9 +238,12 @@ def _run(prepared: Any, wait: bool) -> Any:
 
 
 def _finish(prepared: Any, result: Any) -> int:
+    from batchsms.cli.summary import send_outcome
     from batchsms.report.html import SendView, write_report
     from batchsms.report.results import write_results
 
+    # Said before the wait, so that a Ctrl-C that stopped the run is not met by silence.
+    click.echo("Writing results…", err=True)
     try:
         files = write_results(prepared.campaign, prepared.journal, prepared.folder)
         waiting = prepared.waiting(time.time()) if result is not None else None
@@ -318,6 +320,7 @@ def status_command(campaign: Path, as_json: bool, reports: Path) -> int:
 
     Example: batchsms status campaigns/spring-sale.yaml
     """
+    from batchsms.cli.summary import status_dict, status_text
     from batchsms.send.sending import campaign_status
 
     status = campaign_status(campaign, reports)
@@ -340,6 +343,7 @@ def preview_command(campaign: Path, rows: tuple[int, ...]) -> int:
 
     Example: batchsms preview campaigns/spring-sale.yaml --row 5 --row 11
     """
+    from batchsms.cli.summary import preview_text
     from batchsms.plan.preview import preview
 
     loaded, found = preview(campaign, rows)
@@ -359,6 +363,7 @@ def init_command(name: str, folder: Path) -> int:
 
     Example: batchsms init spring-sale
     """
+    from batchsms.plan.campaign import folder_problem
     from batchsms.scaffold import init_campaign
 
     problem = folder_problem(folder)
@@ -370,15 +375,27 @@ def init_command(name: str, folder: Path) -> int:
     return ExitCode.OK
 
 
-_EMULATOR_HELP = (
-    "Serve every provider's emulator over HTTP for rehearsals and tests.\n\n"
-    + ", ".join(e.rules.title for e in PROVIDERS.values()) + " answer under "
-    + ", ".join(f"/{name}" for name in PROVIDERS) + " on one port, each with a seeded "
-    "account that accepts any sender; it prints the provider.base_url values and the "
-    "credentials to export.\n\nExample: batchsms emulator --port 8025")
+def _emulator_help() -> str:
+    from batchsms.providers.registry import PROVIDERS  # read when the help is shown
+
+    return ("Serve every provider's emulator over HTTP for rehearsals and tests.\n\n"
+            + ", ".join(e.rules.title for e in PROVIDERS.values()) + " answer under "
+            + ", ".join(f"/{name}" for name in PROVIDERS) + " on one port, each with a "
+            "seeded account that accepts any sender; it prints the provider.base_url values "
+            "and the credentials to export.\n\nExample: batchsms emulator --port 8025")
 
 
-@cli.command("emulator", help=_EMULATOR_HELP)
+class _RegistryHelp(click.Command):
+    """A command whose help text comes from the provider registry when it is shown, so
+    that ``batchsms --help`` need not import it."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.help = _emulator_help()
+        super().format_help_text(ctx, formatter)
+
+
+@cli.command("emulator", cls=_RegistryHelp,
+             short_help="Serve every provider's emulator over HTTP for rehearsals and tests.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535),
               help="Port to listen on.")

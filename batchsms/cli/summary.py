@@ -7,15 +7,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from batchsms.plan.planner import REASON_TITLES
-from batchsms.plan.schedule import Waiting, iso
-from batchsms.plan.totals import Group
-from batchsms.report.csvfile import escape_controls
-from batchsms.report.dryrun import DryRun
+from batchsms.report.escape import escape_controls
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is made
     from batchsms.plan.campaign import Campaign
     from batchsms.plan.preview import PreviewRow
+    from batchsms.plan.schedule import Waiting
+    from batchsms.plan.totals import Group
+    from batchsms.report.dryrun import DryRun
     from batchsms.report.results import ResultFiles
     from batchsms.send.runner import RunResult
     from batchsms.send.sending import CampaignStatus, PreparedSend
@@ -130,6 +129,8 @@ def _groups(title: str, groups: dict[str, Group], money: Callable[[int], str],
 
 
 def _skipped(result: DryRun) -> list[str]:
+    from batchsms.plan.planner import REASON_TITLES
+
     t = result.totals
     if not t.skipped_by_reason:
         return []
@@ -157,6 +158,9 @@ def _top(result: DryRun) -> list[str]:
 
 def send_preamble(prepared: PreparedSend) -> str:
     """The plan's totals and what this run will do, shown before confirming."""
+    from batchsms.report.dryrun import DryRun
+
+
     result = DryRun(prepared.campaign, prepared.totals, None)
     lines = [dry_run_text(result, title="send")]
     left = prepared.to_do()
@@ -210,7 +214,7 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
 def status_dict(status: CampaignStatus) -> dict[str, Any]:
     w = status.waiting
     waiting = {"waiting": w.count if w else 0, "expired": w.expired if w else 0,
-               "next_opening": _iso8601(w.next_opening if w else None)}
+               "next_opening": _iso(w.next_opening if w else None)}
     return {"campaign": status.campaign.name, "complete": status.complete, **status.counts,
             **waiting,
             "cost_so_far": str(status.cost_so_far), "currency": status.currency,
@@ -244,14 +248,11 @@ def status_text(status: CampaignStatus) -> str:
     return "\n".join(lines)
 
 
-def _iso8601(seconds: float | None) -> str | None:
-    return None if seconds is None else iso(seconds)
-
-
 def _iso(seconds: float | None) -> str | None:
+    """ISO 8601 UTC, as in every report file (``2026-12-01T08:00:00Z``)."""
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) -> str:

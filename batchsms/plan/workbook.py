@@ -22,13 +22,13 @@ import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
-
-import openpyxl
-from openpyxl.utils import get_column_letter
+from typing import TYPE_CHECKING, Any
 
 from batchsms.errors import BatchsmsWarning, CampaignError, located
 from batchsms.plan import limits
+
+if TYPE_CHECKING:  # openpyxl itself is imported when a workbook is read: a CSV never needs it
+    import openpyxl
 
 _EXCEL_INT = 2**53
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted .xlsx, or an old .xls
@@ -52,12 +52,16 @@ def rows(path: Path, key: str, sheet: str | None = None,
 
 def column_letter(index: int) -> str:
     """The spreadsheet letter of a 0-based column index (0 → A)."""
+    from openpyxl.utils import get_column_letter
+
     return get_column_letter(index + 1)
 
 
 def _rows(path: Path, key: str, sheet: str | None,
           source: Path | None) -> Iterator[tuple[int, tuple[object, ...]]]:
     _check_zip(path, key)
+    import openpyxl
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from batchsms.plan.pricing import PriceTable
+from batchsms.report.escape import escape_controls
 
 DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
                    "encoding", "segments", "characters", "cost", "ucs2_chars", "timezone",
@@ -37,14 +39,7 @@ _FORMULA_START = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"  # "+4520123456", "-12.5": nothing to run
 _NUMBER_LIKE = r"^[0-9 +\-().]*$"
 # C0 controls but tab and newline, DEL, C1 controls (CSI), and bidirectional overrides
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 NEUTRALISED = ("phone", "reason", "text")
-
-
-def escape_controls(value: str) -> str:
-    """``value`` with every control character written as ``<U+XXXX>``, for a terminal or an
-    XLSX cell (tab and newline stay)."""
-    return _CONTROLS.sub(lambda m: f"<U+{ord(m[0]):04X}>", value)
 
 
 def neutralise_text(value: str) -> str:
@@ -83,7 +78,12 @@ def _iso_utc(seconds: pd.Series) -> pd.Series:
 
 
 class DryRunCsv:
-    """Writes ``dry-run.csv`` chunk by chunk; the file appears complete or not at all."""
+    """Writes ``dry-run.csv`` chunk by chunk; the file appears complete or not at all.
+
+    A chunk is turned into an Arrow table at once, then neutralised and written on one
+    background thread (pyarrow releases the GIL there) while the caller plans the next
+    chunk; at most one chunk waits, so memory stays bounded.
+    """
 
     def __init__(self, path: Path, prices: PriceTable, smart: bool = False) -> None:
         self.path = path
@@ -93,6 +93,8 @@ class DryRunCsv:
                                  for c in self.columns])
         self._partial = path.with_name(f".{path.name}.partial")
         self._writer: pacsv.CSVWriter | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="dry-run-csv")
+        self._pending: Future[None] | None = None
 
     def __enter__(self) -> DryRunCsv:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,10 @@ class DryRunCsv:
         frame.loc[plan["cost"].isna().to_numpy(), "cost"] = pd.NA
         frame["window_opens"] = _iso_utc(frame["window_opens"])
         table = pa.Table.from_pandas(frame[self.columns], schema=self.schema, preserve_index=False)
+        self._wait()
+        self._pending = self._thread.submit(self._write, table)
+
+    def _write(self, table: pa.Table) -> None:
         for name in NEUTRALISED:
             index = table.schema.get_field_index(name)
             table = table.set_column(index, name, neutralise(table[name]))
@@ -112,13 +118,32 @@ class DryRunCsv:
                                            write_options=pacsv.WriteOptions(quoting_style="needed"))
         self._writer.write_table(table)
 
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()  # a write's error surfaces here, in the caller's thread
+
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        try:
+            if kind is None:
+                self._wait()
+        except BaseException:
+            self._close()
+            self._partial.unlink(missing_ok=True)
+            raise
+        self._close()
         if kind is None:
             if self._writer is None:
                 pd.DataFrame(columns=self.columns).to_csv(self._partial, index=False)
             os.replace(self._partial, self.path)
         else:
             self._partial.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.cancel():
+            pending.exception()  # a write under way finishes before the file closes
+        self._thread.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.close()
