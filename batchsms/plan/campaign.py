@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from batchsms import limits
 from batchsms.errors import CampaignError, located
-from batchsms.plan import limits
 from batchsms.plan.window import DAY_NAMES, Window
 from batchsms.providers.rules import Rate
 from batchsms.providers.settings import ProviderConfig

@@ -42,8 +42,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from batchsms import limits
 from batchsms.errors import CampaignError, located
-from batchsms.plan import limits, sheet_encoding, workbook
+from batchsms.plan import sheet_encoding, workbook
 from batchsms.plan.campaign import ContactsConfig
 
 TEXT = pd.StringDtype("pyarrow")

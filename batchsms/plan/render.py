@@ -9,7 +9,7 @@ reachable as ``contact["Column name"]``, for headers that are not identifiers.
 A template can only read values: ``<< >>`` prints one value (a cell, a number), never a
 row or another object (``<< contact >>`` is an error, not the row as a dict); it cannot
 include, import or extend other files; and what it may cost is bounded (see
-``batchsms.plan.limits``): no operation may build a string, list or number far beyond any
+``batchsms.limits``): no operation may build a string, list or number far beyond any
 text's size (``'a' * 10**10``, ``7 ** 7 ** 10``, ``center(10**9)`` are refused, and none
 is folded when the template compiles), one row's render stops after
 ``MAX_RENDER_SECONDS`` (loops, recursion), and a text stops at ``MAX_TEXT_CHARS``. A
@@ -37,8 +37,8 @@ import pyarrow.compute as pc
 from jinja2 import TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 
+from batchsms import limits
 from batchsms.errors import CampaignError, located
-from batchsms.plan import limits
 from batchsms.plan.sandbox import ENV, Budget, Row, Timeout, alarm
 
 _ENV = ENV  # the name tests and older callers use

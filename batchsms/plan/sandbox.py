@@ -6,7 +6,7 @@ and ``~`` that could build a string, list or number far beyond any text are refu
 they run (``'a' * 10**10``, ``7 ** 7 ** 10``, ``center(10**9)``, ``'%9999999d'``), and the
 intercepted operators are never folded when a template compiles, so ``check`` cannot hang.
 :func:`alarm` and :class:`Budget` bound the time one row's render may take (SIGALRM, main
-thread only). The limits are in ``batchsms.plan.limits``.
+thread only). The limits are in ``batchsms.limits``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from batchsms.plan import limits
+from batchsms import limits
 
 _MAX_BITS = 100_000  # ~30,000 digits: far more than any text can show
 # a width or precision of a million or more in a %-format or a {}-format string

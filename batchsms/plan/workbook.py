@@ -24,8 +24,8 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchsms import limits
 from batchsms.errors import BatchsmsWarning, CampaignError, located
-from batchsms.plan import limits
 
 if TYPE_CHECKING:  # openpyxl itself is imported when a workbook is read: a CSV never needs it
     import openpyxl
