@@ -37,6 +37,7 @@ from batchsms.send.journal import (
     UNKNOWN,
     Journal,
     JournalError,
+    OlderJournal,
 )
 from batchsms.send.lock import CampaignLock, Owner
 from batchsms.send.registry import Entry, Registry, SecondJournal
@@ -530,7 +531,7 @@ def _status_waiting(campaign: Campaign, journal: Journal, now: float | None) -> 
 def _open_for_status(path: Path, campaign: Campaign) -> Journal:
     try:
         return Journal.open(path, readonly=True)
-    except BatchsmsError:
+    except OlderJournal:
         # an older journal: upgrade it first (only when no run holds it)
         with CampaignLock(path, "status"):
             Journal.open(path, prices=PriceTable.from_config(campaign.pricing)).close()
