@@ -323,6 +323,19 @@ class Journal:
                                 f"WHERE state = '{SENDING}'", (note,))
         return cursor.rowcount
 
+    def expire(self, notes: Sequence[tuple[str, str]], at: float) -> int:
+        """Pending recipients (e164, why) that can no longer be sent become ``failed`` with
+        that reason (nothing was sent); returns how many were still pending."""
+        with self.transaction() as db:
+            found = [(e164, note) for e164, note in notes if db.execute(
+                f"SELECT 1 FROM recipients WHERE e164 = ? AND state = '{PENDING}'",
+                (e164,)).fetchone()]
+            db.executemany(f"UPDATE recipients SET state = '{FAILED}', error = ?, "
+                           "finished_at = ? WHERE e164 = ?", [(n, at, e) for e, n in found])
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)",
+                           [(at, e, FAILED, n) for e, n in found])
+        return len(found)
+
     def resend_unknown(self) -> int:
         """The user's explicit decision: unknown outcomes become pending again."""
         with self.transaction() as db:
