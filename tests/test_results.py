@@ -288,3 +288,21 @@ async def test_results_match_what_the_provider_accepted(emulators, tmp_path, rep
         if row["status"] == "sent"}
     assert by_number[e164("mailjet", 3)]["status"] == "failed"
     assert [to for to, _ in received(state)] == [e164("mailjet", i) for i in range(3)]
+
+
+def test_control_characters_are_shown_not_passed_on_in_results_and_retry_sheets(
+        tmp_path, reports):
+    rows = [{"phone": contacts("mailjet", 1)[0]["phone"], "name": "Bo\x1b]0;x\x07"}]
+    prepared = prepare_send(sandbox_campaign(tmp_path, rows), reports)
+    try:
+        settle(prepared, {2: (FAILED, FAILED_RESULT, None)})
+        files = write_results(prepared.campaign, prepared.journal, prepared.folder)
+    finally:
+        prepared.close()
+    assert files.xlsx is not None and files.retry is not None
+    sheet = load_workbook(files.xlsx).active
+    text = [c.value for c in next(sheet.iter_rows(min_row=2, max_row=2))][-1]
+    assert "<U+001B>" in text and "<U+0007>" in text and "\x1b" not in text
+    retry = load_workbook(files.retry).active
+    assert [c.value for c in next(retry.iter_rows(min_row=2, max_row=2))][1] == \
+        "Bo<U+001B>]0;x<U+0007>"

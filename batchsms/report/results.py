@@ -27,6 +27,7 @@ from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
 from batchsms.report.csvfile import neutralise
+from batchsms.report.escape import escape_controls
 from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
 
 RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
@@ -395,8 +396,9 @@ class _XlsxOut:
         elif kind == "time":
             stamp = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
             self.sheet.write_datetime(self.row, col, stamp, self.when)
-        else:
-            self.sheet.write_string(self.row, col, str(value))
+        else:  # control characters shown as <U+001B>: a spreadsheet would hide them, and
+            # xlsxwriter's own _x001B_ escape is not read back by every reader (openpyxl)
+            self.sheet.write_string(self.row, col, escape_controls(str(value)))
 
     def __exit__(self, kind: object, *rest: object) -> None:
         if self.columns:
