@@ -21,6 +21,7 @@ from batchsms.cli.summary import (
     status_dict,
     status_text,
 )
+from batchsms.display import plural
 from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.plan.campaign import DEFAULT_REPORTS
 from batchsms.report.dryrun import check, dry_run
@@ -122,7 +123,7 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         click.echo("Nothing left to send.")
         return _finish(prepared, None)
     if not yes and not _confirmed(prepared, left["to_send"]):
-        return ExitCode.UNUSABLE
+        return ExitCode.OK  # the person said no: nothing went wrong
     return _finish(prepared, _run(prepared))
 
 
@@ -159,9 +160,9 @@ def _confirm(count: int) -> bool:
     if not sys.stdin.isatty():
         raise BatchsmsError("send needs a confirmation, and there is no terminal to ask on: "
                             "run it in a terminal, or pass --yes")
-    if click.confirm(f"Send {count:,} messages now?", default=False):
+    if click.confirm(f"Send {plural(count, 'message')} now?", default=False):
         return True
-    click.echo("Nothing was sent.")
+    click.echo("Nothing sent.")
     return False
 
 
@@ -200,6 +201,7 @@ def _finish(prepared: Any, result: Any) -> int:
     from batchsms.report.html import SendView, write_report
     from batchsms.report.results import write_results
 
+    click.echo("Writing results…", err=True)
     files = write_results(prepared.planner, prepared.journal, prepared.folder)
     write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
                  SendView(files.summary_data, files.failures, files.timeline))
@@ -320,8 +322,16 @@ def _write_crash_log() -> Path:
     return path
 
 
+def _error_json(exc: BatchsmsError) -> None:
+    """With --json, a script reads the failure on stdout too (the text still goes to stderr)."""
+    problems = getattr(exc, "problems", [str(exc)])
+    _print_json({"error": problems[0] if len(problems) == 1 else f"{len(problems)} problems",
+                 "problems": problems, "exit_code": int(exc.exit_code)})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every outcome becomes one of the documented exit codes."""
+    as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
         code = cli.main(args=argv, prog_name="batchsms", standalone_mode=False)
     except click.exceptions.Abort:
@@ -331,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return ExitCode.UNUSABLE
     except BatchsmsError as exc:
+        if as_json:
+            _error_json(exc)
         click.echo(_error_text(exc), err=True)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from batchsms.display import money, plural
 from batchsms.plan.planner import REASON_TITLES
 from batchsms.plan.totals import Group
 from batchsms.report.dryrun import DryRun
@@ -21,39 +22,42 @@ if TYPE_CHECKING:
 
 def dry_run_text(result: DryRun, title: str = "dry run") -> str:
     t, c = result.totals, result.campaign
-    money = t.prices.format
     cur = t.prices.currency
+
+    def show(units: int) -> str:
+        return money(t.prices.money(units), cur)
+
     lines = [
         f"{c.name}: {title} ({c.provider.rules.title}, sender {c.provider.sender}"
         f"{', sandbox' if c.provider.sandbox else ''})",
         f"  rows read        {t.recipients:>10,}",
-        f"  to send          {t.sendable:>10,}  ({t.segments:,} segments)",
+        f"  to send          {t.sendable:>10,}  ({plural(t.segments, 'segment')})",
         f"  skipped          {t.skipped:>10,}",
-        f"  estimated cost   {cur} {money(t.cost)}",
+        f"  estimated cost   {show(t.cost)}",
     ]
     if c.send.encoding == "smart":
-        lines.append(f"  smart encoding saved {t.smart_saved:,} segments")
+        lines.append(f"  smart encoding saved {plural(t.smart_saved, 'segment')}")
     if c.send.budget is not None:
         over = t.prices.money(t.cost) - c.send.budget
-        verdict = f"over budget by {cur} {over}" if over > 0 else "within budget"
-        lines.append(f"  budget           {cur} {c.send.budget} ({verdict})")
-    lines += _groups("By country", t.by_country, money, cur)
-    lines += _groups("By encoding", t.by_encoding, money, cur)
+        verdict = f"over budget by {money(over, cur)}" if over > 0 else "within budget"
+        lines.append(f"  budget           {money(c.send.budget, cur)} ({verdict})")
+    lines += _groups("By country", t.by_country, show)
+    lines += _groups("By encoding", t.by_encoding, show)
     lines += _skipped(result)
     lines += _top(result)
     if result.csv_path is not None:
-        lines += ["", f"Every row: {result.csv_path}"]
+        lines += ["", f"Every row: {result.csv_path}",
+                  f"Charts and tables: {result.csv_path.with_name('report.html')}"]
     return "\n".join(lines)
 
 
-def _groups(title: str, groups: dict[str, Group], money: Callable[[int], str],
-            cur: str) -> list[str]:
+def _groups(title: str, groups: dict[str, Group], show: Callable[[int], str]) -> list[str]:
     if not groups:
         return []
     lines = ["", title]
     for key, g in sorted(groups.items(), key=lambda kv: -kv[1].cost):
-        lines.append(f"  {key:<8} {g.recipients:>10,} recipients {g.segments:>10,} segments"
-                     f"   {cur} {money(g.cost)}")
+        lines.append(f"  {key:<8} {plural(g.recipients, 'recipient'):>21} "
+                     f"{plural(g.segments, 'segment'):>19}   {show(g.cost)}")
     return lines
 
 
@@ -64,9 +68,15 @@ def _skipped(result: DryRun) -> list[str]:
     lines = ["", f"Skipped rows ({t.skipped:,})"]
     for code, count in t.skipped_by_reason.most_common():
         lines.append(f"  {REASON_TITLES.get(code, code)} ({count:,})")
-        for example in t.examples.get(code, []):
+        examples = t.examples.get(code, [])
+        for example in examples:
             phone = f" {example['phone']!r}" if example["phone"] else ""
             lines.append(f"    row {example['row']}{phone}: {example['reason']}")
+        rest = count - len(examples)
+        if rest > 0:
+            where = (f"in {result.csv_path} (reason_code {code})" if result.csv_path
+                     else "in dry-run.csv: run batchsms dry-run to write it")
+            lines.append(f"    and {plural(rest, 'more row')}: every one is listed {where}")
     return lines
 
 
@@ -79,7 +89,7 @@ def _top(result: DryRun) -> list[str]:
     for r in rows:
         why = f"  forced UCS-2 by: {r['ucs2_chars']}" if r["ucs2_chars"] else ""
         lines.append(f"  row {r['row']:<6} {r['e164']:<16} {r['encoding']:<6} "
-                     f"{r['segments']} segments  {cur} {r['cost']}{why}")
+                     f"{plural(r['segments'], 'segment'):<12} {money(r['cost'], cur)}{why}")
     return lines
 
 
@@ -88,28 +98,41 @@ def send_preamble(prepared: PreparedSend) -> str:
     result = DryRun(prepared.campaign, prepared.totals, None)
     lines = [dry_run_text(result, title="send")]
     left = prepared.to_do()
+    before = left["already_sent"] + left["failed"] + left["unknown"]
     if not prepared.created:
-        lines += ["", f"Resuming: {left['already_sent']:,} already sent, {left['failed']:,} "
-                  f"failed, {left['unknown']:,} unknown (not resent)."]
+        lines.append("")
+        if before:
+            lines.append(f"Resuming: {left['already_sent']:,} already sent, {left['failed']:,} "
+                         f"failed, {left['unknown']:,} unknown (not resent).")
+        else:
+            lines.append("Resuming: no message went out in the earlier run.")
         if prepared.changes:
             lines.append(f"Changed since the first send (accepted): {', '.join(prepared.changes)}")
         if prepared.resent_unknown:
-            lines.append(f"{prepared.resent_unknown:,} unknown outcomes will be resent "
+            lines.append(f"{plural(prepared.resent_unknown, 'unknown outcome')} will be resent "
                          "(--resend-unknown): those recipients may get the message twice.")
-    if left["to_look_up"]:
-        lines.append(f"{left['to_look_up']:,} messages may have gone out when the last run "
-                     "stopped: the provider's status lookup decides, they are not resent.")
-    lines.append(f"This run sends {left['to_send']:,} messages.")
+    lines.append(run_plan(left))
     return "\n".join(lines)
 
 
+def run_plan(left: dict[str, int]) -> str:
+    """What this run does, with the same total as the progress bar (sends + look-ups)."""
+    sends = f"This run sends {plural(left['to_send'], 'message')}"
+    if not left["to_look_up"]:
+        return sends + "."
+    return (f"{sends} and first asks the provider about {left['to_look_up']:,} that may have "
+            f"gone out when the last run stopped (never resent): "
+            f"{left['to_send'] + left['to_look_up']:,} in all.")
+
+
 def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | None) -> str:
+    cur = data["currency"]
     lines = ["", f"{data['campaign']}: {data['sent']:,} sent, {data['failed']:,} failed, "
              f"{data['unknown']:,} unknown, {data['pending']:,} not sent yet, "
              f"{data['skipped']:,} skipped.",
-             f"Estimated cost of what went out: {data['currency']} {data['estimated_cost']}"]
+             f"Estimated cost of what went out: {money(data['estimated_cost'], cur)}"]
     if data["reported_cost"]:
-        reported = ", ".join(f"{c} {v}" for c, v in data["reported_cost"].items())
+        reported = ", ".join(money(v, c) for c, v in data["reported_cost"].items())
         lines.append(f"Cost reported by the provider: {reported}")
     for reason, n in list(data["failures_by_reason"].items())[:5]:
         lines.append(f"  failed ({n:,}): {reason}")
@@ -118,16 +141,24 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
                      "run send --resend-unknown to send them again if they did not arrive.")
     if data["pending"] and result is not None and not result.stopped:
         lines.append("Not everything was sent: run the same send command again to resume.")
-    lines.append(f"Results: {files.csv}" + (f", {files.xlsx}" if files.xlsx else ""))
+    written = [files.csv, files.xlsx, files.summary, files.csv.with_name("report.html")]
+    lines.append(f"Results in {files.csv.parent}: "
+                 + ", ".join(f.name for f in written if f is not None))
     if files.retry:
         lines.append(f"Failed recipients, ready for a follow-up campaign: {files.retry}")
     return "\n".join(lines)
 
 
+# The journal's state names, as `status --json` writes them, and what each means.
+STATES = {"sent": "", "failed": "", "unknown": "may have arrived, never resent by itself",
+          "sending": "in doubt: a resumed run asks the provider", "pending": "not sent yet"}
+
+
 def status_dict(status: CampaignStatus) -> dict[str, Any]:
     return {"campaign": status.campaign.name, "complete": status.complete, **status.counts,
             "cost_so_far": str(status.cost_so_far), "currency": status.currency,
-            "runs": [{"started_at": _iso(s), "finished_at": _iso(f), "result": r}
+            "runs": [{"started_at": _iso(s), "finished_at": _iso(f),
+                      "result": r or ("running or killed" if f is None else "unrecorded")}
                      for _, s, f, r in status.runs],
             "journal": str(status.journal_path)}
 
@@ -135,24 +166,29 @@ def status_dict(status: CampaignStatus) -> dict[str, Any]:
 def status_text(status: CampaignStatus) -> str:
     c = status.counts
     last = status.runs[-1] if status.runs else None
-    lines = [f"{status.campaign.name}: " + ("complete" if status.complete else "not complete"),
-             f"  sent {c['sent']:,}   failed {c['failed']:,}   unknown {c['unknown']:,}   "
-             f"in doubt {c['sending']:,}   not sent yet {c['pending']:,}",
-             f"  estimated cost so far: {status.currency} {status.cost_so_far}"]
+    lines = [f"{status.campaign.name}: " + ("complete" if status.complete else "not complete")]
+    lines.append("  " + "   ".join(f"{state} {c.get(state, 0):,}" for state in STATES))
+    meaning = [f"{state}: {text}" for state, text in STATES.items() if text and c.get(state)]
+    if meaning:
+        lines.append(f"  ({'; '.join(meaning)})")
+    lines.append(f"  estimated cost so far: {money(status.cost_so_far, status.currency)}")
     if last:
-        lines.append(f"  last run: {_iso(last[1])} ({last[3] or 'did not finish'})")
+        outcome = last[3] or "did not finish: killed, or still running"
+        lines.append(f"  last run: started {_iso(last[1])} ({outcome})")
     if not status.complete:
-        lines.append(f"  a resumed run would look up {c['sending']:,} and send {c['pending']:,}")
+        lines.append(f"  a resumed run would look up {c['sending']:,} and send "
+                     f"{plural(c['pending'], 'message')}")
     if c["unknown"]:
-        lines.append(f"  {c['unknown']:,} unknown outcomes are resent only with "
+        lines.append(f"  unknown outcomes ({c['unknown']:,}) are resent only with "
                      "send --resend-unknown")
     return "\n".join(lines)
 
 
 def _iso(seconds: float | None) -> str | None:
+    """ISO 8601 UTC, as summary.json writes it."""
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) -> str:
@@ -170,8 +206,8 @@ def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) ->
         if r.status != "ok":
             blocks.append(f"{head}  SKIPPED: {r.reason}" + (f"\n  {r.text}" if r.text else ""))
             continue
-        head += f"  {r.encoding}, {r.segments} segment{'s' if r.segments != 1 else ''}, " \
-                f"{cur} {r.cost}   [{r.why}]"
+        head += (f"  {r.encoding}, {plural(r.segments or 0, 'segment')}, "
+                 f"{money(r.cost or '0', cur)}   [{r.why}]")
         text = _mark(r.text or "", r.non_gsm, highlight)
         lines = [head, *(f"  | {line}" for line in text.split("\n"))]
         if r.non_gsm:
