@@ -118,7 +118,8 @@ def test_check_writes_nothing(campaign, tmp_path, capsys):
         ({"yaml": YAML.replace("  sandbox: true", "  sandbox: true\n  sendr: x")},
          r"campaign\.yaml: line 11: provider\.sendr: unknown key 'sendr'.*did you mean 'sender'"),
         ({"template": "Hi << frist_name >>"},
-         r"template\.txt: the template uses 'frist_name', but contacts\.csv has no such column.*"
+         r"template\.txt: line 1: the template uses .frist_name., but contacts\.csv has no "
+         r"such column.*"
          r"did you mean 'first_name'"),
         ({"yaml": YAML.replace("TestShop", "TS")},
          r"campaign\.yaml: line 9: provider\.sender: 'TS' is not a valid Mailjet sender"),

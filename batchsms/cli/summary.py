@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchsms.display import money, plural
 from batchsms.plan.planner import REASON_TITLES
+from batchsms.plan.segments import describe_chars
 from batchsms.plan.totals import Group
 from batchsms.report.dryrun import DryRun
 
@@ -194,29 +195,41 @@ def _iso(seconds: float | None) -> str | None:
 def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) -> str:
     """Each previewed row: where it goes, what it costs, and its text.
 
-    The characters that forced UCS-2 are shown in reverse video on a terminal, and
-    between ⟦ ⟧ otherwise.
+    Characters that would not show (TAB, zero-width space, other controls) are written as
+    ``⟨U+0009⟩``, as dry-run.csv names them. The characters that forced UCS-2 are shown in
+    reverse video on a terminal, and between ⟦ ⟧ otherwise.
     """
     cur = campaign.pricing.currency
     blocks = []
     for r in rows:
-        head = f"row {r.row}  {r.e164 or r.phone or '(no number)'}"
+        head = f"row {r.row}  {r.e164 or _visible(r.phone or '') or '(no number)'}"
         if r.country:
             head += f" ({r.country})"
         if r.status != "ok":
-            blocks.append(f"{head}  SKIPPED: {r.reason}" + (f"\n  {r.text}" if r.text else ""))
+            blocks.append(f"{head}  SKIPPED: {r.reason}"
+                          + (f"\n  {_visible(r.text)}" if r.text else ""))
             continue
         head += (f"  {r.encoding}, {plural(r.segments or 0, 'segment')}, "
                  f"{money(r.cost or '0', cur)}   [{r.why}]")
-        text = _mark(r.text or "", r.non_gsm, highlight)
+        text = _mark(_visible(r.text or ""), r.non_gsm, highlight)
         lines = [head, *(f"  | {line}" for line in text.split("\n"))]
         if r.non_gsm:
-            lines.append(f"  forced UCS-2 by: {' '.join(r.non_gsm)}")
+            lines.append(f"  forced UCS-2 by: {describe_chars(r.non_gsm, len(r.non_gsm))}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
+def _visible(text: str) -> str:
+    return "".join(f"⟨{describe_chars([c])}⟩" if c not in "\n " and _hidden(c) else c
+                   for c in text)
+
+
+def _hidden(char: str) -> bool:
+    return describe_chars([char]) != char
+
+
 def _mark(text: str, chars: tuple[str, ...], highlight: bool) -> str:
     for char in sorted(set(chars), key=len, reverse=True):
-        text = text.replace(char, f"\x1b[7m{char}\x1b[27m" if highlight else f"⟦{char}⟧")
+        shown = f"⟨{describe_chars([char])}⟩" if _hidden(char) else char
+        text = text.replace(shown, f"\x1b[7m{shown}\x1b[27m" if highlight else f"⟦{shown}⟧")
     return text

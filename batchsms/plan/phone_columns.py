@@ -28,6 +28,7 @@ from batchsms.plan.phones import (
     JUNK,
     NO_REGION,
     REASONS_BY_KIND,
+    TEXT_ESCAPES,
     UNKNOWN_CODE,
     UNKNOWN_COUNTRY,
     _calling_code,
@@ -502,6 +503,13 @@ def _strings(series: pd.Series) -> pa.Array:
     return pa.chunked_array([pa.array(series.astype("str"), pa.string())]).combine_chunks()
 
 
+def _unescape(cells: pa.Array) -> pa.Array:
+    """`phones.TEXT_ESCAPES` on a column, as `phones._clean` does on one cell."""
+    for pattern, replacement in TEXT_ESCAPES:
+        cells = pc.replace_substring_regex(cells, pattern, replacement)
+    return cells
+
+
 def normalize(raw: pd.Series, default: str | None,
               regions: pd.Series | None) -> pd.DataFrame:
     """`batchsms.plan.phones.normalize`, whose docstring states the contract, on checked arguments.
@@ -509,7 +517,8 @@ def normalize(raw: pd.Series, default: str | None,
     `default` is an ISO code phonenumbers knows, or None; `regions`, if given, has the index
     of `raw`.
     """
-    columns = _Batch(_strings(raw), None if regions is None else _strings(regions), default).run()
+    columns = _Batch(_unescape(_strings(raw)), None if regions is None else _strings(regions),
+                     default).run()
     return pd.DataFrame({name: pd.Series(column.to_pandas().array, index=raw.index)
                          for name, column in zip(("e164", "country", "reason"), columns,
                                                  strict=True)})
