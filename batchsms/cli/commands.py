@@ -22,7 +22,7 @@ from batchsms.cli.summary import (
     status_text,
 )
 from batchsms.display import plural
-from batchsms.errors import BatchsmsError, ExitCode
+from batchsms.errors import BatchsmsError, CampaignError, ExitCode
 from batchsms.plan.campaign import DEFAULT_REPORTS
 from batchsms.report.dryrun import check, dry_run
 
@@ -49,16 +49,23 @@ def cli() -> None:
 def check_command(campaign: Path, as_json: bool) -> int:
     """Validate a campaign, its sheet and its template; send nothing.
 
-    Lists every problem with its file, row or YAML key. Exits 0 when the campaign can
-    be used (skipped rows are listed, not fatal), 2 when it cannot.
+    Lists every problem with its file, row or YAML key, and everything send would stop
+    on before its first request: over the budget, nothing to send, credentials missing or
+    unusable (checked without sending). Exits 0 when send can start (skipped rows are
+    listed, not fatal), 2 when it cannot.
 
     Example: batchsms check campaigns/spring-sale.yaml
     """
     result = check(campaign)
     if as_json:
-        _print_json(result.totals.to_dict())
+        _print_json({**result.totals.to_dict(), "ready": not result.problems,
+                     "problems": list(result.problems)})
     else:
-        click.echo(dry_run_text(result, title="check passed"))
+        click.echo(dry_run_text(result, title="check failed" if result.problems
+                                else "check passed"))
+    if result.problems:
+        click.echo(_error_text(CampaignError(list(result.problems))), err=True)
+        return ExitCode.UNUSABLE
     return ExitCode.OK
 
 

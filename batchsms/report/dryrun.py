@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from batchsms.plan.campaign import DEFAULT_REPORTS, Campaign, load_campaign, report_dir
@@ -10,6 +11,7 @@ from batchsms.plan.planner import Planner
 from batchsms.plan.totals import Totals
 from batchsms.report.csvfile import DryRunCsv
 from batchsms.report.html import write_report
+from batchsms.send import preflight
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,7 @@ class DryRun:
     campaign: Campaign
     totals: Totals
     csv_path: Path | None  # None for ``check``, which writes nothing
+    problems: tuple[str, ...] = ()  # what send would stop on (``check`` only)
 
 
 def dry_run(campaign_path: str | Path, reports: Path | None = DEFAULT_REPORTS,
@@ -41,6 +44,12 @@ def dry_run(campaign_path: str | Path, reports: Path | None = DEFAULT_REPORTS,
     return DryRun(campaign, totals, path)
 
 
-def check(campaign_path: str | Path) -> DryRun:
-    """Validate the campaign, sheet and template without writing anything."""
-    return dry_run(campaign_path, reports=None)
+def check(campaign_path: str | Path, environ: Mapping[str, str] | None = None) -> DryRun:
+    """Validate the campaign, sheet and template without writing anything, and find what
+    ``send`` would stop on before its first request (``problems``; see ``send.preflight``).
+
+    Raises CampaignError when the campaign cannot even be planned.
+    """
+    planned = dry_run(campaign_path, reports=None)
+    found = preflight.problems(planned.campaign, planned.totals, environ)
+    return replace(planned, problems=tuple(found))
