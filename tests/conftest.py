@@ -8,9 +8,17 @@ from typing import Any
 import httpx
 import pytest
 
-from batchsms.providers.transport import AiohttpTransport, HttpxTransport, Timeouts
+from batchsms.providers.transport import HttpxTransport, Timeouts, network_client
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own registry of journals (never the user's real one)."""
+    folder = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("BATCHSMS_STATE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -37,10 +45,10 @@ def campaign_dir(tmp_path: Path):
 
 
 @asynccontextmanager
-async def network(read: float = 2.0, connect: float = 1.0) -> AsyncIterator[AiohttpTransport]:
-    """The transport real sends use (aiohttp), with short timeouts for tests."""
-    async with AiohttpTransport(Timeouts(read=read, connect=connect)) as transport:
-        yield transport
+async def network(read: float = 2.0, connect: float = 1.0) -> AsyncIterator[HttpxTransport]:
+    """The transport real sends use, with short timeouts for tests."""
+    async with network_client(Timeouts(read=read, connect=connect)) as client:
+        yield HttpxTransport(client)
 
 
 @asynccontextmanager
@@ -51,7 +59,7 @@ async def over_httpx(**options: Any) -> AsyncIterator[HttpxTransport]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[AiohttpTransport]:
+async def http() -> AsyncIterator[HttpxTransport]:
     """The transport real sends use."""
     async with network() as transport:
         yield transport

@@ -40,8 +40,17 @@ def test_good_campaign_is_typed_and_paths_are_relative_to_the_yaml():
 
 
 def test_prices_are_exact_decimals_not_floats():
-    campaign = parse_campaign(GOOD.replace("0.05", "0.1000000000000000055511"), Path("c.yaml"))
-    assert campaign.pricing.default == Decimal("0.1000000000000000055511")
+    campaign = parse_campaign(GOOD.replace("0.05", "0.100001"), Path("c.yaml"))
+    assert campaign.pricing.default == Decimal("0.100001")
+
+
+@pytest.mark.parametrize("price, why", [
+    ("5e16", "must be 1000 or less (got 5e16)"), ("1e20", "must be 1000 or less (got 1e20)"),
+    ("1e-30", "may have at most 6 decimal places"), (".nan", "finite"), (".inf", "finite"),
+    ("-0.05", "must be 0 or more (got -0.05)")])
+def test_prices_out_of_a_sane_range_are_refused_with_the_key(price, why):
+    message = problems(GOOD.replace("0.05", price))
+    assert "pricing.default" in message and why in message
 
 
 def test_unknown_key_names_file_line_key_and_suggests():

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from batchsms.plan.pricing import PriceTable
 from batchsms.providers.base import Outcome, Result
 from batchsms.send.journal import (
     FAILED,
@@ -42,6 +43,7 @@ def number(i: int) -> str:
     return f"+452012{i:04d}"
 
 
+PRICES = PriceTable("EUR", 4, 400, {})  # 0.0400 a segment
 PLAN = plan_of({2: (number(2), "Hi two"), 3: None, 4: (number(4), "Hi four"),
                 5: (number(5), "Hi five"), 6: (number(6), "Hi six")})
 
@@ -50,7 +52,7 @@ PLAN = plan_of({2: (number(2), "Hi two"), 3: None, 4: (number(4), "Hi four"),
 def journal(tmp_path: Path) -> Iterator[Journal]:
     journal = Journal.open(tmp_path / "reports" / "c" / "journal.sqlite")
     with journal.transaction():
-        journal.add_planned(PLAN)
+        journal.add_planned(PLAN, PRICES)
     yield journal
     journal.close()
 
@@ -154,7 +156,7 @@ def test_resend_unknown_makes_them_pending_again(journal):
 def test_the_state_survives_closing_and_reopening(tmp_path):
     path = tmp_path / "journal.sqlite"
     journal = Journal.open(path)
-    journal.add_planned(PLAN)
+    journal.add_planned(PLAN, PRICES)
     journal.put("fingerprints", {"contact sheet": "abc"})
     journal.mark_sending([Recipient(number(2), 2, "Hi two")], 5.0)
     journal.close()
@@ -171,8 +173,8 @@ def test_the_state_survives_closing_and_reopening(tmp_path):
 def test_cost_of_messages_that_may_have_gone_out(journal):
     journal.mark_sending([recipient(journal, 2), recipient(journal, 4)], 1.0)
     journal.record([Change(recipient(journal, 4), FAILED, 2.0)])
-    assert journal.cost_units(MESSAGED) == 400
-    assert journal.cost_units([PENDING, FAILED]) == 1200
+    assert journal.cost(MESSAGED) == {"EUR": Decimal("0.0400")}
+    assert journal.cost([PENDING, FAILED]) == {"EUR": Decimal("0.1200")}
 
 
 def test_replan_never_touches_a_number_that_may_have_been_messaged(journal):
@@ -183,7 +185,7 @@ def test_replan_never_touches_a_number_that_may_have_been_messaged(journal):
     journal.mark_sending([recipient(journal, 6)], 1.0)  # in doubt
     new_plan = plan_of({2: (number(6), "New six"), 3: (number(4), "New four"),
                         4: (number(5), "New five"), 5: (number(9), "Hi nine")})
-    journal.replan(new_plan)  # row 2's number left the sheet; numbers moved; one added
+    journal.replan(new_plan, PRICES)  # row 2's number left the sheet; numbers moved; one added
     frame = journal.frame().reset_index().set_index("e164")
     assert frame.loc[number(2), ["state", "text", "row"]].tolist() == [SENT, "Hi two", 2]
     assert frame.loc[number(4), ["state", "text"]].tolist() == [UNKNOWN, "Hi four"]
@@ -194,7 +196,7 @@ def test_replan_never_touches_a_number_that_may_have_been_messaged(journal):
 
 
 def test_replan_drops_pending_numbers_no_longer_planned(journal):
-    journal.replan(plan_of({2: (number(2), "Hi two"), 3: (number(5), "Hi five")}))
+    journal.replan(plan_of({2: (number(2), "Hi two"), 3: (number(5), "Hi five")}), PRICES)
     assert [(r.row, r.e164) for r in journal.in_state(PENDING)] == [(2, number(2)),
                                                                    (3, number(5))]
 

@@ -235,7 +235,7 @@ def test_resuming_when_nothing_went_out_says_so(write, capsys, tmp_path):
 
     path = write()
     reports = tmp_path / "r"
-    prepare_send(path, reports).journal.close()  # as if killed before the first request
+    prepare_send(path, reports).close()  # as if killed before the first request
     code, out, _ = run(["send", str(path), "--yes", "--reports", str(reports)], capsys)
     assert code == 0
     assert "Resuming: no message went out in the earlier run." in out

@@ -130,7 +130,7 @@ async def test_a_repeated_number_is_sent_once_and_the_repeat_left_for_later(stat
 
     results = await mailersend(http, url).send(batch)
 
-    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.THROTTLED, Outcome.SENT]
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.NOT_PROCESSED, Outcome.SENT]
     assert "twice" in (results[1].error or "")
     assert texts(state) == [(US, "first"), (CA, "third")]
 
@@ -143,7 +143,8 @@ async def test_an_invalid_recipient_fails_alone_and_the_others_can_be_resent(sta
 
     results = await client.send(batch)
 
-    assert [r.outcome for r in results] == [Outcome.THROTTLED, Outcome.FAILED, Outcome.THROTTLED]
+    assert [r.outcome for r in results] == [Outcome.NOT_PROCESSED, Outcome.FAILED,
+                                            Outcome.NOT_PROCESSED]
     assert results[1].error == "HTTP 422 to.1: The to.1 field contains an invalid number."
     assert results[0].retry_after == 0.0 and results[0].stop is None
     assert state.records == []
@@ -158,7 +159,7 @@ async def test_a_scripted_rejection_maps_back_to_its_recipient(state, http, url)
 
     results = await mailersend(http, url).send([Message(1, US, "a"), Message(2, CA, "b")])
 
-    assert [r.outcome for r in results] == [Outcome.THROTTLED, Outcome.FAILED]
+    assert [r.outcome for r in results] == [Outcome.NOT_PROCESSED, Outcome.FAILED]
     assert results[1].error == "HTTP 422 to.1: The to.1 field is an opted-out number."
 
 
@@ -243,8 +244,8 @@ async def test_the_rate_limit_answers_429_with_its_headers_and_the_client_waits(
         == ("2", "0")
     assert response.headers["x-apiquota-remaining"] == "-1"
     assert "retry-after" not in response.headers
-    assert (throttled.outcome, throttled.retry_after) == (Outcome.THROTTLED, 60.0)
-    assert (asked.outcome, asked.retry_after) == (Outcome.THROTTLED, 7.0)
+    assert (throttled.outcome, throttled.retry_after) == (Outcome.NOT_PROCESSED, 60.0)
+    assert (asked.outcome, asked.retry_after) == (Outcome.NOT_PROCESSED, 7.0)
     assert len(state.records) == 2
 
 
@@ -263,11 +264,11 @@ async def test_the_daily_request_quota_stops_the_campaign_when_used_up(state, ht
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("kind", "status", "outcome", "retry_after"), [
-    (FaultKind.THROTTLE, 500, Outcome.THROTTLED, 60.0),
+    (FaultKind.THROTTLE, 500, Outcome.NOT_PROCESSED, 60.0),
     (FaultKind.ERROR, 500, Outcome.UNKNOWN, None),
     (FaultKind.ERROR, 503, Outcome.UNKNOWN, None),
     (FaultKind.ERROR, 408, Outcome.UNKNOWN, None),
-    (FaultKind.ERROR, 421, Outcome.THROTTLED, None),
+    (FaultKind.ERROR, 421, Outcome.NOT_PROCESSED, None),
     (FaultKind.DROP, 500, Outcome.UNKNOWN, None),
 ])
 async def test_faults_before_processing_record_nothing(state, http, url, kind, status, outcome,
@@ -358,11 +359,13 @@ async def test_a_refused_token_during_lookup_is_unknown_with_a_stop(state, http,
 
 
 @pytest.mark.anyio
-async def test_connection_refused_is_throttled(http):
-    [result] = await mailersend(http, f"http://127.0.0.1:{free_port()}").send(
-        [Message(1, US, "a")])
+async def test_connection_refused_is_not_processed_and_stops_naming_it(http):
+    port = free_port()
+    [result] = await mailersend(http, f"http://127.0.0.1:{port}").send([Message(1, US, "a")])
 
-    assert result.outcome is Outcome.THROTTLED and "ConnectError" in (result.error or "")
+    assert result.outcome is Outcome.NOT_PROCESSED
+    assert result.stop == (f"cannot connect to 127.0.0.1:{port} (connection refused): is the "
+                           "server running? check provider.base_url")
 
 
 @pytest.mark.anyio

@@ -269,7 +269,7 @@ async def test_the_rate_limit_answers_an_html_429_and_the_client_may_resend(
     raw = await raw.post(f"{emulator.url}/v4/sms-send", json={},
                           headers={"Authorization": f"Bearer {TOKEN}"})
 
-    assert (first.outcome, second.outcome) == (Outcome.SENT, Outcome.THROTTLED)
+    assert (first.outcome, second.outcome) == (Outcome.SENT, Outcome.NOT_PROCESSED)
     assert (second.retry_after, second.error) == (None, "HTTP 429 Too Many Requests")
     assert (raw.status_code, raw.text) == (429, THROTTLE_HTML)
     assert raw.headers["content-type"].startswith("text/html")
@@ -281,7 +281,7 @@ async def test_a_json_429_is_throttling_too(emulator: Served, http: Transport) -
     emulator.state.rate = (0, 1.0)
     emulator.state.config["throttle_body"] = "json"
     [result] = await client(http, emulator).send([HELLO])
-    assert (result.outcome, result.error) == (Outcome.THROTTLED, "HTTP 429 Too Many Requests")
+    assert (result.outcome, result.error) == (Outcome.NOT_PROCESSED, "HTTP 429 Too Many Requests")
 
 
 async def test_a_retry_after_header_is_passed_on() -> None:
@@ -289,11 +289,11 @@ async def test_a_retry_after_header_is_passed_on() -> None:
         lambda request: httpx.Response(429, headers={"Retry-After": "7"}, text="slow down"))
     async with over_httpx(transport=transport) as http:
         [result] = await MailjetClient(http, TOKEN, SENDER).send([HELLO])
-    assert (result.outcome, result.retry_after) == (Outcome.THROTTLED, 7.0)
+    assert (result.outcome, result.retry_after) == (Outcome.NOT_PROCESSED, 7.0)
 
 
 @pytest.mark.parametrize(("kind", "outcome"), [
-    (FaultKind.THROTTLE, Outcome.THROTTLED),
+    (FaultKind.THROTTLE, Outcome.NOT_PROCESSED),
     (FaultKind.ERROR, Outcome.UNKNOWN),
     (FaultKind.DROP, Outcome.UNKNOWN),
     (FaultKind.ACCEPT_THEN_ERROR, Outcome.UNKNOWN),
@@ -334,12 +334,13 @@ async def test_an_unparseable_2xx_is_unknown() -> None:
     assert result.outcome is Outcome.UNKNOWN
 
 
-async def test_a_closed_port_is_throttled_because_nothing_was_sent(
-        http: Transport) -> None:
-    mailjet = MailjetClient(http, TOKEN, SENDER, f"http://127.0.0.1:{free_port()}")
+async def test_a_closed_port_is_not_processed_and_stops_naming_it(http: Transport) -> None:
+    port = free_port()
+    mailjet = MailjetClient(http, TOKEN, SENDER, f"http://127.0.0.1:{port}")
     [result] = await mailjet.send([HELLO])
-    assert result.outcome is Outcome.THROTTLED
-    assert result.error == "Mailjet not reached: ConnectError"
+    assert result.outcome is Outcome.NOT_PROCESSED
+    assert result.error == f"cannot connect to 127.0.0.1:{port} (connection refused)"
+    assert result.stop is not None and "is the server running?" in result.stop
 
 
 # -- lookup ------------------------------------------------------------------------------------
@@ -378,7 +379,7 @@ async def test_lookup_of_a_message_rejected_for_funds_stops_the_campaign(
     emulator.clock.now += 5
     found = await mailjet.lookup(HELLO, None, start)
     assert (found.outcome, found.error) == (Outcome.FAILED,
-                                            "Mailjet status 15 rejected_insufficent_funds")
+                                            "status 15 rejected_insufficent_funds")
     assert found.stop is not None and "top up" in found.stop
 
 

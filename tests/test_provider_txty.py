@@ -142,15 +142,22 @@ async def test_outbox_items_have_the_documented_fields(raw: httpx.AsyncClient, s
 @pytest.mark.anyio
 @pytest.mark.parametrize(("sender", "message", "code"), [
     ("Acme", Message(1, "+45123", "hi"), "INVALID_RECIPIENT (msisdn='45123')"),
-    ("TwelveLetter", HI, "INVALID_SENDER (sender='TwelveLetter')"),
-    ("Acme-Shop", HI, "INVALID_SENDER (sender='Acme-Shop')"),
-    ("4512345678901234", HI, "INVALID_SENDER (sender='4512345678901234')"),
     ("Acme", Message(1, "+4512345678", ""), "EMPTY_TEXT"),
 ])
 async def test_refused_messages_fail_with_the_txty_code(state, http, url, sender, message, code):
     [result] = await txty(http, url, sender=sender).send([message])
 
     assert (result.outcome, result.error, result.stop) == (Outcome.FAILED, code, None)
+    assert state.records == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sender", ["TwelveLetter", "Acme-Shop", "4512345678901234"])
+async def test_a_refused_sender_stops_the_run(state, http, url, sender):
+    [result] = await txty(http, url, sender=sender).send([HI])
+
+    assert (result.outcome, result.error) == (Outcome.FAILED, f"INVALID_SENDER (sender={sender!r})")
+    assert result.stop is not None and "change provider.sender" in result.stop
     assert state.records == []
 
 
@@ -173,7 +180,8 @@ async def test_the_error_table_is_configurable_and_codes_can_be_transient(state,
 
     assert (bad_sender.outcome, bad_sender.error) == (Outcome.FAILED,
                                                       "SENDER_INVALID (sender='Bad-Sender')")
-    assert (busy.outcome, busy.error) == (Outcome.THROTTLED, "GATEWAY_BUSY (msisdn='4512345679')")
+    assert (busy.outcome, busy.error) == (Outcome.NOT_PROCESSED,
+                                          "GATEWAY_BUSY (msisdn='4512345679')")
 
 
 @pytest.mark.anyio
@@ -251,7 +259,7 @@ async def test_the_rate_limit_answers_429_with_retry_after(
                           data={"user": USER, "key": KEY, "msisdn": "4512345678"})
 
     assert first.outcome is Outcome.SENT
-    assert (second.outcome, second.retry_after) == (Outcome.THROTTLED, 7.0)
+    assert (second.outcome, second.retry_after) == (Outcome.NOT_PROCESSED, 7.0)
     assert (raw.status_code, raw.headers["retry-after"]) == (429, "7")
     assert raw.json() == {"status": "error", "error": "TOO_MANY_REQUESTS"}
     assert len(state.records) == 1
@@ -264,12 +272,12 @@ async def test_retry_after_as_an_http_date(state, http, url):
 
     [result] = await txty(http, url).send([HI])
 
-    assert (result.outcome, result.retry_after) == (Outcome.THROTTLED, 0.0)
+    assert (result.outcome, result.retry_after) == (Outcome.NOT_PROCESSED, 0.0)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("kind", "outcome", "recorded"), [
-    (FaultKind.THROTTLE, Outcome.THROTTLED, 0),
+    (FaultKind.THROTTLE, Outcome.NOT_PROCESSED, 0),
     (FaultKind.ERROR, Outcome.UNKNOWN, 0),
     (FaultKind.DROP, Outcome.UNKNOWN, 0),
     (FaultKind.ACCEPT_THEN_ERROR, Outcome.UNKNOWN, 1),
@@ -360,7 +368,7 @@ async def test_a_refused_connection_is_throttled(http):
     closed = f"http://127.0.0.1:{free_port()}"
     [result] = await txty(http, closed).send([HI])
 
-    assert (result.outcome, result.message_id) == (Outcome.THROTTLED, None)
+    assert (result.outcome, result.message_id) == (Outcome.NOT_PROCESSED, None)
     assert KEY not in repr(result)
 
 

@@ -214,12 +214,12 @@ _CLASSES = [
     (100, Outcome.FAILED, _VAR), (433, Outcome.FAILED, _VAR),
     (447, Outcome.FAILED, _VAR), (454, Outcome.FAILED, _VAR),
     (455, Outcome.FAILED, "clock"), (456, Outcome.FAILED, "clock"),
-    (127, Outcome.FAILED, "insufficient money"), (422, Outcome.FAILED, "provider.sender"),
+    (127, Outcome.FAILED, "top up"), (422, Outcome.FAILED, "provider.sender"),
     (386, Outcome.FAILED, "provider.sender"), (528, Outcome.FAILED, "provider.sender"),
     (104, Outcome.FAILED, "role"), (101, Outcome.FAILED, None), (121, Outcome.FAILED, None),
     (134, Outcome.FAILED, None), (423, Outcome.FAILED, None), (477, Outcome.FAILED, None),
-    (340, Outcome.THROTTLED, None), (416, Outcome.THROTTLED, None),
-    (162, Outcome.THROTTLED, None), (515, Outcome.THROTTLED, None),
+    (340, Outcome.NOT_PROCESSED, None), (416, Outcome.NOT_PROCESSED, None),
+    (162, Outcome.UNKNOWN, None), (515, Outcome.UNKNOWN, None),
     (484, Outcome.UNKNOWN, None), (14, Outcome.UNKNOWN, None), (385, Outcome.UNKNOWN, None),
     (2, Outcome.UNKNOWN, None),
 ]
@@ -300,7 +300,7 @@ async def test_rate_limit_answers_340_and_the_client_throttles(raw: httpx.AsyncC
                                       "sms_body": "x"},
                               headers={"Authorization": f"Bearer {_token(keys)}"})
     assert first.outcome is Outcome.SENT
-    assert second == Result(2, Outcome.THROTTLED, error="error 340: Rate limit exceed")
+    assert second == Result(2, Outcome.NOT_PROCESSED, error="error 340: Rate limit exceed")
     assert (raw.status_code, raw.headers["content-type"]) == (200, "application/json")
     assert raw.json() == {"error": {"msg": "Rate limit exceed", "code": 340}}
     assert len(emu.state.records) == 1
@@ -312,7 +312,7 @@ async def test_repeat_after_n_seconds_becomes_retry_after(emu, keys):
     emu.state.config.update(throttle_code=416, retry_after=7)
     async with _http() as http:
         result = await _send(_client(http, emu, keys))
-    assert result == Result(7, Outcome.THROTTLED, error="error 416: Repeat after 7 seconds",
+    assert result == Result(7, Outcome.NOT_PROCESSED, error="error 416: Repeat after 7 seconds",
                             retry_after=7.0)
 
 
@@ -468,18 +468,20 @@ async def test_lookup_that_cannot_connect_is_unknown(keys):
 
 
 @pytest.mark.anyio
-async def test_connection_refused_is_throttled(keys):
+async def test_connection_refused_is_not_processed_and_stops_naming_it(keys):
+    port = free_port()
     async with _http() as http:
         client = VoximplantClient(http, _account(keys), SENDER,
-                                  base_url=f"http://127.0.0.1:{free_port()}")
+                                  base_url=f"http://127.0.0.1:{port}")
         result = await _send(client)
-    assert result.outcome is Outcome.THROTTLED
-    assert result.error.startswith("could not connect to http://127.0.0.1:")
+    assert result.outcome is Outcome.NOT_PROCESSED
+    assert result.stop == (f"cannot connect to 127.0.0.1:{port} (connection refused): is the "
+                           "server running? check provider.base_url")
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("kind", "outcome", "recorded"), [
-    (FaultKind.THROTTLE, Outcome.THROTTLED, 0), (FaultKind.ERROR, Outcome.UNKNOWN, 0),
+    (FaultKind.THROTTLE, Outcome.NOT_PROCESSED, 0), (FaultKind.ERROR, Outcome.UNKNOWN, 0),
     (FaultKind.DROP, Outcome.UNKNOWN, 0), (FaultKind.ACCEPT_THEN_ERROR, Outcome.UNKNOWN, 1),
     (FaultKind.ACCEPT_THEN_DROP, Outcome.UNKNOWN, 1), (FaultKind.SLOW, Outcome.UNKNOWN, 1),
 ])

@@ -88,11 +88,11 @@ def mixed(tmp_path: Path, reports: Path) -> Iterator[PreparedSend]:
                       4: (UNKNOWN, None, "outcome unknown: not resent"),
                       5: (SENDING, None, None)})
     yield prepared
-    prepared.journal.close()
+    prepared.close()
 
 
 def test_results_csv_has_every_sheet_row_with_its_state(mixed):
-    files = write_results(mixed.planner, mixed.journal, mixed.folder)
+    files = write_results(mixed.campaign, mixed.journal, mixed.folder)
     rows = {int(r["row"]): r for r in read_csv(files.csv)}
     assert list(read_csv(files.csv)[0]) == RESULT_COLUMNS
     assert {row: r["status"] for row, r in rows.items()} == {
@@ -108,7 +108,7 @@ def test_results_csv_has_every_sheet_row_with_its_state(mixed):
 
 
 def test_summary_counts_money_and_reasons(mixed):
-    summary = write_results(mixed.planner, mixed.journal, mixed.folder).summary_data
+    summary = write_results(mixed.campaign, mixed.journal, mixed.folder).summary_data
     on_disk = json.loads((mixed.folder / "summary.json").read_text(encoding="utf-8"))
     assert on_disk == summary
     assert (summary["sent"], summary["failed"], summary["unknown"], summary["pending"],
@@ -117,18 +117,19 @@ def test_summary_counts_money_and_reasons(mixed):
     assert summary["estimated_cost"] == "0.12"  # sent and unknown (they may have gone out)
     assert summary["reported_cost"] == {"EUR": "0.0012"}
     assert summary["failures_by_reason"] == {"sms-0002 Unsupported country code. (To)": 1}
-    assert summary["by_country"] == {"DK": {"sent": 1, "failed": 1, "unknown": 2,
-                                            "pending": 1}}
+    assert summary["by_country"] == {"DK": {"cost": "0.12", "sent": 1, "failed": 1,
+                                            "unknown": 2, "pending": 1}}
 
 
 def test_results_xlsx_is_readable(mixed):
-    files = write_results(mixed.planner, mixed.journal, mixed.folder)
+    files = write_results(mixed.campaign, mixed.journal, mixed.folder)
     assert files.xlsx is not None
     sheet = load_workbook(files.xlsx).active
     header = next(sheet.iter_rows(max_row=1))
     assert [c.value for c in header] == RESULT_COLUMNS
     assert all(c.font.bold for c in header)
-    assert {c.fill.fgColor.rgb for c in header} == {"00305496"}
+    assert {c.fill.fgColor.rgb for c in header} == {"FF305496"}
+    assert sheet.auto_filter.ref == "A1:V7"
     assert sheet.freeze_panes == "A2"
     widths = {column: sheet.column_dimensions[c.column_letter].width
               for column, c in zip(RESULT_COLUMNS, header, strict=True)}
@@ -147,31 +148,41 @@ def test_results_xlsx_is_readable(mixed):
     assert [r["phone"] for r in rows] == [r["phone"] for r in csv_rows]
 
 
-def test_retry_csv_holds_only_the_failed_rows_in_the_sheets_columns(mixed):
-    files = write_results(mixed.planner, mixed.journal, mixed.folder)
+def test_retry_sheets_hold_the_failed_and_unknown_rows_in_the_sheets_columns(mixed):
+    files = write_results(mixed.campaign, mixed.journal, mixed.folder)
+    sheet = contacts("mailjet", 4)
+    expected = [{**sheet[1], "batchsms_outcome": "failed"},
+                {**sheet[2], "batchsms_outcome": "unknown"},
+                {**sheet[3], "batchsms_outcome": "unknown"}]
+    assert files.retry_csv is not None and read_csv(files.retry_csv) == expected
     assert files.retry is not None
-    assert read_csv(files.retry) == [contacts("mailjet", 2)[1]]
+    book = load_workbook(files.retry).active
+    rows = [list(r) for r in book.iter_rows(values_only=True)]
+    assert rows[0] == ["phone", "name", "batchsms_outcome"]
+    assert [dict(zip(rows[0], r, strict=True)) for r in rows[1:]] == expected
 
 
-def test_no_retry_csv_when_nothing_failed(tmp_path, reports):
+def test_retry_sheets_are_written_with_a_header_when_nothing_failed(tmp_path, reports):
     prepared = prepare_send(sandbox_campaign(tmp_path, contacts("mailjet", 2)), reports)
     try:
-        files = write_results(prepared.planner, prepared.journal, prepared.folder)
+        files = write_results(prepared.campaign, prepared.journal, prepared.folder)
     finally:
-        prepared.journal.close()
-    assert files.retry is None and not (prepared.folder / "retry.csv").exists()
+        prepared.close()
+    assert files.retry_csv is not None
+    assert files.retry_csv.read_text(encoding="utf-8").splitlines() == [
+        '"phone","name","batchsms_outcome"']
     assert {r["status"] for r in read_csv(files.csv)} == {"pending"}
 
 
 def test_a_number_messaged_then_removed_from_the_sheet_stays_in_the_results(mixed, tmp_path,
                                                                              reports):
-    mixed.journal.close()
+    mixed.close()
     write_sheet(tmp_path / "contacts.csv", contacts("mailjet", 4, start=1))
     prepared = prepare_send(tmp_path / "campaign.yaml", reports, accept_changes=True)
     try:
-        files = write_results(prepared.planner, prepared.journal, prepared.folder)
+        files = write_results(prepared.campaign, prepared.journal, prepared.folder)
     finally:
-        prepared.journal.close()
+        prepared.close()
     gone = [r for r in read_csv(files.csv) if r["e164"] == e164("mailjet", 0)]
     assert len(gone) == 1
     assert gone[0]["status"] == "sent" and gone[0]["provider_message_id"] == "mj-2"
@@ -195,10 +206,11 @@ async def test_rejected_recipients_go_to_retry_csv_and_it_is_a_usable_sheet(emul
     result, files = await send(campaign, emulators.env, reports)
 
     assert (result.stats.sent, result.stats.failed) == (3, 3)
-    assert files.retry is not None
-    retry = read_csv(files.retry)
-    assert retry == [rows[1], rows[2], rows[4]]  # the sheet's own cells, empty ones too
-    assert list(retry[0]) == ["phone", "name", "note"]
+    assert files.retry_csv is not None
+    retry = read_csv(files.retry_csv)
+    # the sheet's own cells, empty ones too
+    assert retry == [{**rows[i], "batchsms_outcome": "failed"} for i in (1, 2, 4)]
+    assert list(retry[0]) == ["phone", "name", "note", "batchsms_outcome"]
     summary = files.summary_data
     assert summary["failures_by_reason"] == {"sms-0002 Unsupported country code. (To)": 3}
 
@@ -230,8 +242,9 @@ async def test_retry_csv_of_an_xlsx_sheet_keeps_its_header_and_cells(emulators, 
 
     _, files = await send(campaign, emulators.env, reports)
 
-    assert files.retry is not None
-    assert read_csv(files.retry) == [{"Name": "Zoë", "Mobile": "4520120001", "row": "b"}]
+    assert files.retry_csv is not None
+    assert read_csv(files.retry_csv) == [{"Name": "Zoë", "Mobile": "4520120001", "row": "b",
+                                          "batchsms_outcome": "failed"}]
 
 
 FORMULAS = ['=HYPERLINK("http://x","click")', "@SUM(A1)", "+SUM(A1)", "-2+3"]
@@ -259,13 +272,18 @@ async def test_contact_text_cannot_become_a_formula_in_any_file(emulators, tmp_p
     assert [dry[row]["phone"] for row in (2, 6, 7)] == ["+45 20 12 34 56", "'=1+2", "'@A1"]
     results = {int(r["row"]): r for r in read_csv(files.csv)}
     assert [results[row]["phone"] for row in (2, 6, 7)] == ["+45 20 12 34 56", "'=1+2", "'@A1"]
-    assert read_csv(files.retry) == [{"phone": "+45 20 12 34 56", "name": f"'{FORMULAS[0]}"},
-                                     {"phone": "+45 20 12 34 57", "name": f"'{FORMULAS[1]}"}]
+    assert read_csv(files.retry_csv) == [
+        {"phone": "+45 20 12 34 56", "name": f"'{FORMULAS[0]}", "batchsms_outcome": "failed"},
+        {"phone": "+45 20 12 34 57", "name": f"'{FORMULAS[1]}", "batchsms_outcome": "failed"}]
+    retry = load_workbook(files.retry).active  # text cells: the original values, never run
+    assert [c.value for c in next(retry.iter_cols(min_col=2, max_col=2, min_row=2))] == \
+        FORMULAS[:2]
+    assert {c.data_type for row in retry.iter_rows() for c in row} == {"s"}
     sheet = load_workbook(files.xlsx).active
     cells = [c for row in sheet.iter_rows() for c in row if c.value is not None]
     assert not [c.coordinate for c in cells if c.data_type == "f"]
     phones = [c.value for c in next(sheet.iter_cols(min_col=2, max_col=2, min_row=2))]
-    assert phones == [results[row]["phone"] for row in sorted(results)]
+    assert phones == [results[row]["phone"].removeprefix("'") for row in sorted(results)]
 
 
 @pytest.mark.anyio

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from test_journal import plan_of
+from test_journal import PRICES, plan_of
 from test_limiter import most_in_a_window
 
 from batchsms.providers.base import Message, Outcome, Result
@@ -85,7 +85,8 @@ ROWS = range(2, 12)
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
     journal = Journal.open(tmp_path / "journal.sqlite")
-    journal.add_planned(plan_of({row: (f"+452012{row:04d}", f"Hi {row}") for row in ROWS}))
+    journal.add_planned(plan_of({row: (f"+452012{row:04d}", f"Hi {row}") for row in ROWS}),
+                        PRICES)
     yield journal
     journal.close()
 
@@ -141,7 +142,7 @@ async def test_a_request_starts_only_after_its_recipients_are_journaled_sending(
 async def test_throttled_is_resent_after_the_wait_asked_and_never_failed(journal):
     def throttle_twice(m: Message, attempt: int) -> Result:
         if attempt <= 2:
-            return Result(m.key, Outcome.THROTTLED, error="429", retry_after=0.15)
+            return Result(m.key, Outcome.NOT_PROCESSED, error="429", retry_after=0.15)
         return sent(m, attempt)
 
     provider = FakeProvider(for_row(3, throttle_twice))
@@ -160,7 +161,7 @@ async def test_throttled_is_resent_after_the_wait_asked_and_never_failed(journal
 @pytest.mark.anyio
 async def test_a_throttle_without_a_wait_backs_off(journal):
     def throttle_once(m: Message, attempt: int) -> Result:
-        return Result(m.key, Outcome.THROTTLED) if attempt == 1 else sent(m, attempt)
+        return Result(m.key, Outcome.NOT_PROCESSED) if attempt == 1 else sent(m, attempt)
 
     provider = FakeProvider(for_row(2, throttle_once))
     await run(journal, provider, backoff=0.2)
@@ -171,7 +172,7 @@ async def test_a_throttle_without_a_wait_backs_off(journal):
 
 @pytest.mark.anyio
 async def test_a_message_throttled_too_often_is_left_pending_not_failed(journal):
-    provider = FakeProvider(for_row(4, lambda m, a: Result(m.key, Outcome.THROTTLED,
+    provider = FakeProvider(for_row(4, lambda m, a: Result(m.key, Outcome.NOT_PROCESSED,
                                                            retry_after=0.0)))
     result = await run(journal, provider, max_throttles=3)
     assert provider.attempts[4] == 4
@@ -237,6 +238,45 @@ async def test_a_stop_sends_no_new_request_and_leaves_the_rest_pending(journal):
     assert states(journal) == {**dict.fromkeys(ROWS, PENDING), 2: SENT, 3: SENT, 4: SENT}
     assert errors(journal)[5] == "not sent: sms-0001"
     assert result.stats.failed == 0
+
+
+def unrecognised(message: Message, attempt: int) -> Result:
+    return Result(message.key, Outcome.FAILED, error="INVALID_KEY (not in the table)",
+                  unrecognised="INVALID_KEY")
+
+
+@pytest.mark.anyio
+async def test_an_unrecognised_error_repeated_in_a_row_stops_and_keeps_them_pending(journal):
+    provider = FakeProvider(for_row(2, sent, unrecognised), latency=0.01)
+    result = await run(journal, provider, concurrency=1)
+
+    assert result.stopped is not None
+    assert result.stopped.startswith("Fake answered 3 recipients in a row with INVALID_KEY "
+                                     "(not in the table), an error batchsms does not know")
+    assert provider.sent_rows() == [2, 3, 4, 5]
+    assert states(journal) == {**dict.fromkeys(ROWS, PENDING), 2: SENT}
+    assert result.stats.failed == 0
+
+
+@pytest.mark.anyio
+async def test_an_unrecognised_error_of_one_number_fails_only_that_number(journal):
+    provider = FakeProvider(for_row(4, unrecognised), latency=0.01)
+    result = await run(journal, provider, concurrency=1)
+
+    assert result.stopped is None
+    assert states(journal) == {**dict.fromkeys(ROWS, SENT), 4: FAILED}
+    assert errors(journal)[4] == "INVALID_KEY (not in the table)"
+    assert result.stats.failed == 1
+
+
+@pytest.mark.anyio
+async def test_unrecognised_errors_left_at_the_end_of_a_run_fail(journal):
+    provider = FakeProvider(lambda m, a: unrecognised(m, a) if m.key >= 10 else sent(m, a),
+                            latency=0.01)
+    result = await run(journal, provider, concurrency=1)
+
+    assert result.stopped is None
+    assert states(journal) == {**dict.fromkeys(ROWS, SENT), 10: FAILED, 11: FAILED}
 
 
 @pytest.mark.anyio

@@ -23,13 +23,14 @@ from batchsms.cli.summary import (
 )
 from batchsms.display import plural
 from batchsms.errors import BatchsmsError, CampaignError, ExitCode
-from batchsms.plan.campaign import DEFAULT_REPORTS
 from batchsms.report.dryrun import check, dry_run
 
 CAMPAIGN = click.argument("campaign", type=click.Path(path_type=Path))
 REPORTS = click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
-                       default=DEFAULT_REPORTS, show_default=True,
-                       help="Folder for the report files (one sub-folder per campaign).")
+                       default=None,
+                       help="Folder for the report files and the journal (one sub-folder "
+                       "per campaign); default: the campaign's reports: key, relative to the "
+                       "campaign file (reports/ beside it).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 
 
@@ -104,9 +105,16 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
               "first sendable row); it never counts as that row's message.")
 @click.option("--row", "test_row", type=int, metavar="N",
               help="With --test-to: the sheet row whose text to send.")
+@click.option("--message-everyone-again", "message_again", is_flag=True,
+              help="Start a second journal although this campaign already has one for this "
+              "account elsewhere: every recipient is messaged again.")
+@click.option("--same-account", is_flag=True,
+              help="The credentials changed but the provider account is the same (a new "
+              "key): what went out through the old key still counts.")
 @REPORTS
 def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown: bool,
-                 test_to: str | None, test_row: int | None, reports: Path) -> int:
+                 test_to: str | None, test_row: int | None, message_again: bool,
+                 same_account: bool, reports: Path) -> int:
     """Send the campaign, or resume it where an earlier run stopped.
 
     Shows the dry-run totals and asks for confirmation (or takes --yes); sends in
@@ -123,7 +131,8 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
     from batchsms.send.sending import prepare_send
 
     prepared = prepare_send(campaign, reports, accept_changes=accept_changes,
-                            resend_unknown=resend_unknown)
+                            resend_unknown=resend_unknown, message_again=message_again,
+                            same_account=same_account)
     click.echo(send_preamble(prepared))
     left = prepared.to_do()
     if left["to_send"] + left["to_look_up"] == 0:
@@ -209,15 +218,17 @@ def _finish(prepared: Any, result: Any) -> int:
     from batchsms.report.results import write_results
 
     click.echo("Writing results…", err=True)
-    files = write_results(prepared.planner, prepared.journal, prepared.folder)
-    write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
-                 SendView(files.summary_data, files.failures, files.timeline))
-    prepared.journal.close()
+    try:
+        files = write_results(prepared.campaign, prepared.journal, prepared.folder)
+        write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
+                     SendView(files.summary_data, files.failures, files.timeline))
+    finally:
+        prepared.close()
     click.echo(send_outcome(files.summary_data, files, result))
     if result is not None and result.interrupted:
         return ExitCode.INTERRUPTED
     if result is not None and result.stopped:
-        click.echo(f"error: the provider stopped the run: {result.stopped}", err=True)
+        click.echo(f"error: the run stopped: {result.stopped}", err=True)
         return ExitCode.UNUSABLE
     data = files.summary_data
     return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or data["pending"] \

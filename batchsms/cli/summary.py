@@ -100,6 +100,9 @@ def send_preamble(prepared: PreparedSend) -> str:
     lines = [dry_run_text(result, title="send")]
     left = prepared.to_do()
     before = left["already_sent"] + left["failed"] + left["unknown"]
+    if prepared.rehearsed:
+        lines += ["", f"{prepared.rehearsed:,} earlier sends went to a rehearsal account; they "
+                  "do not count, so those recipients are messaged now."]
     if not prepared.created:
         lines.append("")
         if before:
@@ -145,8 +148,11 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
     written = [files.csv, files.xlsx, files.summary, files.csv.with_name("report.html")]
     lines.append(f"Results in {files.csv.parent}: "
                  + ", ".join(f.name for f in written if f is not None))
-    if files.retry:
-        lines.append(f"Failed recipients, ready for a follow-up campaign: {files.retry}")
+    if files.note:
+        lines.append(files.note)
+    if data["failed"] or data["unknown"]:
+        lines.append(f"Failed and unknown recipients, ready for a follow-up campaign: "
+                     f"{files.retry}")
     return "\n".join(lines)
 
 
@@ -161,7 +167,9 @@ def status_dict(status: CampaignStatus) -> dict[str, Any]:
             "runs": [{"started_at": _iso(s), "finished_at": _iso(f),
                       "result": r or ("running or killed" if f is None else "unrecorded")}
                      for _, s, f, r in status.runs],
-            "journal": str(status.journal_path)}
+            "journal": str(status.journal_path), "account": status.account,
+            "test_sends": status.tests, "rehearsal_messages": status.rehearsed,
+            "running": None if status.running is None else status.running.describe()}
 
 
 def status_text(status: CampaignStatus) -> str:
@@ -173,6 +181,10 @@ def status_text(status: CampaignStatus) -> str:
     if meaning:
         lines.append(f"  ({'; '.join(meaning)})")
     lines.append(f"  estimated cost so far: {money(status.cost_so_far, status.currency)}")
+    if status.running:
+        lines.append(f"  sending right now: {status.running.describe()}")
+    if not status.planned:
+        lines.append(f"  only test sends so far ({status.tests}); the campaign was never sent")
     if last:
         outcome = last[3] or "did not finish: killed, or still running"
         lines.append(f"  last run: started {_iso(last[1])} ({outcome})")

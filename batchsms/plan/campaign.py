@@ -135,10 +135,18 @@ class ProviderConfig(Strict):
         return RULES[self.name]
 
 
+# A price per segment: exact, finite, and within a sane range, so that no total can
+# overflow and a typo such as 5e16 is refused here instead of wrapping a budget check.
+MAX_PRICE = Decimal(1000)
+PRICE_PLACES = 6
+Price = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, decimal_places=PRICE_PLACES,
+                                 allow_inf_nan=False)]
+
+
 class PricingConfig(Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    default: Decimal = Field(ge=0)
-    countries: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
+    default: Price
+    countries: dict[str, Price] = Field(default_factory=dict)
 
     @field_validator("countries")
     @classmethod
@@ -183,8 +191,11 @@ class Campaign(Strict):
     pricing: PricingConfig
     send: SendConfig = Field(default_factory=SendConfig)
     suppression: list[Path] = Field(default_factory=list)
+    reports: Path = Path("reports")  # relative to the campaign file, not the working folder
 
     source: Path | None = Field(default=None, exclude=True)
+
+    _reports = field_validator("reports")(_relative)
 
     @field_validator("send")
     @classmethod
@@ -214,11 +225,10 @@ class Campaign(Strict):
                 p.is_absolute() else p for p in value]
 
 
-DEFAULT_REPORTS = Path("reports")
-
-
-def report_dir(campaign: Campaign, reports: Path = DEFAULT_REPORTS) -> Path:
-    return reports / campaign.name
+def report_dir(campaign: Campaign, reports: Path | None = None) -> Path:
+    """``<reports>/<name>``: the campaign's ``reports:`` folder (relative to the campaign
+    file, so it is the same from any working folder) unless ``reports`` overrides it."""
+    return (campaign.reports if reports is None else reports) / campaign.name
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -228,10 +238,15 @@ class _Loader(yaml.SafeLoader):
     """Reads YAML floats as exact decimals: money must not pass through binary floats."""
 
 
-_Loader.add_constructor(
-    "tag:yaml.org,2002:float",
-    lambda loader, node: Decimal(loader.construct_scalar(node).replace("_", "")),
-)
+_SPECIAL_FLOATS = {".nan": "NaN", ".inf": "Infinity", "+.inf": "Infinity", "-.inf": "-Infinity"}
+
+
+def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    return Decimal(_SPECIAL_FLOATS.get(text.lower(), text))  # NaN/inf: refused by the schema
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
 
 
 def _duplicate_keys(node: yaml.Node, path: str = "") -> list[tuple[str, int]]:
@@ -317,7 +332,7 @@ _WORDING = {
     "model_attributes_type": "must be a mapping: keys with their values, indented below it",
     "list_type": "must be a list, e.g. [a.csv, b.csv]",
     "string_type": "must be text",
-    "decimal_max_places": "has more decimal places than allowed ({decimal_places})",
+    "decimal_max_places": "may have at most {decimal_places} decimal places",
 }
 _PATTERNS = {
     "currency": "must be a three-letter ISO 4217 currency code in capitals, e.g. EUR",
@@ -357,7 +372,8 @@ def _explain(error: dict[str, Any], source: Path, root: yaml.Node) -> str:
     else:
         message = error["msg"].removeprefix("Value error, ")
     shown = written if written is not None else _plain(value)
-    shown = f"'{shown}'" if isinstance(value, str) else shown
+    numeric = re.fullmatch(r"[-+]?[0-9._]*([eE][-+]?[0-9]+)?", str(shown)) is not None
+    shown = f"'{shown}'" if isinstance(value, str) and not numeric else shown
     told = kind == "value_error" and str(value) in message  # our own message names it
     got = f" (got {shown})" if isinstance(value, str | int | float | Decimal | bool) \
         and not told else ""

@@ -17,10 +17,13 @@ from batchsms.providers.rules import ProviderRules
 
 
 class Outcome(StrEnum):
-    SENT = "sent"  # the provider accepted the message (it has a message id)
-    FAILED = "failed"  # permanently refused; resending the same request will not help
-    THROTTLED = "throttled"  # refused before processing; safe to resend after a wait
-    UNKNOWN = "unknown"  # the request may have been processed: never resend blindly
+    """What one message's request came to, as far as the answer proves it."""
+
+    SENT = "sent"  # with evidence: the provider's message id or its documented success body
+    FAILED = "failed"  # refused for this recipient; resending the same request will not help
+    NOT_PROCESSED = "not_processed"  # certainly not processed (throttled, not reached): resend
+    UNKNOWN = "unknown"  # the request may have been processed: look it up, never resend blindly
+    THROTTLED = "not_processed"  # the old name of NOT_PROCESSED (an alias, kept for callers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +47,11 @@ class Result:
     currency: str | None = None
     status: str | None = None  # the provider's own delivery status name, where it gives one
     error: str | None = None  # the provider's own reason (code and text), never a secret
-    retry_after: float | None = None  # THROTTLED: the wait the provider asked for, if any
+    retry_after: float | None = None  # NOT_PROCESSED: the wait the provider asked for, if any
     stop: str | None = None  # set when the whole campaign must stop: what the user should do
+    # FAILED with a code the provider's outcome table does not know: the runner holds it,
+    # and stops the run when consecutive recipients get the same one (an account problem)
+    unrecognised: str | None = None
 
 
 class Provider(Protocol):

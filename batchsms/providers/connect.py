@@ -6,14 +6,17 @@ import importlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
-from batchsms.emulator.core import EmulatorState
 from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers.base import Provider
 from batchsms.providers.credentials import environment
-from batchsms.providers.transport import AiohttpTransport, HttpxTransport, Timeouts
+from batchsms.providers.transport import HttpxTransport, Timeouts, network_client
+
+if TYPE_CHECKING:  # the emulators are imported only when the sandbox needs one
+    from batchsms.emulator.core import EmulatorState
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,12 @@ def timeouts(config: ProviderConfig) -> Timeouts:
 @asynccontextmanager
 async def connect(config: ProviderConfig, environ: Mapping[str, str] | None = None,
                   max_connections: int = 100) -> AsyncIterator[Connection]:
-    """Open one shared transport (an aiohttp session) and the provider's client on it.
+    """Open one shared transport (an httpx client) and the provider's client on it.
 
-    With ``sandbox: true`` the provider's emulator is mounted in process (through httpx's
-    ASGI transport): no network and no credentials. Otherwise credentials come from the
-    environment (or ``provider.env_file``); a missing one is a CampaignError naming it.
+    With ``sandbox: true`` the provider's emulator is mounted in process (httpx's ASGI
+    transport under the same :class:`HttpxTransport` and failure classification as a real
+    send): no network and no credentials. Otherwise credentials come from the environment
+    (or ``provider.env_file``); a missing one is a CampaignError naming it.
     """
     module = importlib.import_module(f"batchsms.providers.{config.name}")
     emulator: EmulatorState | None = None
@@ -43,10 +47,9 @@ async def connect(config: ProviderConfig, environ: Mapping[str, str] | None = No
         emulator = app.state.emulator
         limit = timeouts(config)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     timeout=httpx.Timeout(limit.read, connect=limit.connect)
-                                     ) as client:
+                                     timeout=limit.httpx()) as client:
             yield Connection(module.create(config, env, HttpxTransport(client)), emulator)
         return
     env = environment(config, environ)
-    async with AiohttpTransport(timeouts(config), max_connections) as transport:
-        yield Connection(module.create(config, env, transport), emulator)
+    async with network_client(timeouts(config), max_connections) as client:
+        yield Connection(module.create(config, env, HttpxTransport(client)), emulator)

@@ -27,6 +27,7 @@ from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.credentials import require
+from batchsms.providers.outcomes import OutcomeTable, not_processed, stop, unknown
 from batchsms.providers.rules import RULES, ProviderRules
 from batchsms.providers.transport import NoAnswer, Reply, Transport
 
@@ -87,7 +88,7 @@ class MailerSendClient:
         else:
             results = self._classify(response, messages)
         by_index = dict(zip(chosen, results, strict=True))
-        return [by_index.get(i) or Result(m.key, Outcome.THROTTLED, error=_REPEATED,
+        return [by_index.get(i) or Result(m.key, Outcome.NOT_PROCESSED, error=_REPEATED,
                                           retry_after=0.0)
                 for i, m in enumerate(batch)]
 
@@ -112,41 +113,31 @@ class MailerSendClient:
 
     # -- sending ---------------------------------------------------------------------------
     def _unanswered(self, batch: Sequence[Message], answer: NoAnswer) -> list[Result]:
-        if answer.outcome is Outcome.THROTTLED:
-            return _all(batch, answer.outcome, error=f"MailerSend not reached: {answer.name}")
-        if answer.outcome is Outcome.FAILED:
-            return [answer.unusable_address(m.key, self._base) for m in batch]
-        return _all(batch, answer.outcome, error=f"no complete answer from MailerSend: "
-                                                 f"{answer.name}; the messages may have been sent")
+        return [answer.result(m.key, "MailerSend", self._base, self._key) for m in batch]
 
     def _classify(self, response: Reply, batch: Sequence[Message]) -> list[Result]:
         status = response.status_code
         if response.is_success:
             return self._accepted(response, batch)
+        if response.is_redirect:
+            return [wire.redirected(m.key, "MailerSend", self._base, status,
+                                    response.headers.get("location")) for m in batch]
         if status == 422:
             return self._invalid(response, batch)
         if status == 429:
             return self._throttled(response, batch)
         reason = self._describe(response)
-        if status == 421:
-            return _all(batch, Outcome.THROTTLED, error=reason,
-                        retry_after=self._retry_after(response))
-        if status == 408 or status >= 500:
-            return _all(batch, Outcome.UNKNOWN, error=reason)
-        stop = self._stop_for(status)
-        return _all(batch, Outcome.FAILED, error=reason, stop=stop)
+        code = status if status in STATUSES or status < 500 else 500
+        wait = self._retry_after(response)
+        return [STATUSES.result(m.key, code, reason, self._facts(), retry_after=wait)
+                for m in batch]
+
+    def _facts(self) -> dict[str, str]:
+        return {"variable": self._variable, "base": self._base}
 
     def _stop_for(self, status: int) -> str | None:
-        if status == 401:
-            return (f"MailerSend does not accept the API token: check the credentials in "
-                    f"{self._variable}")
-        if status == 403:
-            return (f"MailerSend refuses this API token access to SMS: check the credentials "
-                    f"in {self._variable} (the token needs SMS permission) and that the "
-                    "account may use the API")
-        if status in (404, 405) or 300 <= status < 400:
-            return f"MailerSend has no SMS API at {self._base}/v1/sms: check provider.base_url"
-        return None
+        rule = STATUSES.rules.get(status)
+        return (rule.advice or "").format(**self._facts()) if rule and rule.advice else None
 
     def _accepted(self, response: Reply, batch: Sequence[Message]) -> list[Result]:
         message_id = response.headers.get("X-SMS-Message-Id", "").strip()
@@ -176,11 +167,17 @@ class MailerSendClient:
             else:
                 general.append(entry)
         if general:
+            # a field of the whole request: nothing was sent. A known account problem
+            # stops the run; any other is unrecognised, so the runner holds the request's
+            # recipients and stops when it repeats instead of failing them for good
             stop = self._invalid_stop(errors)
+            field = "422 " + ",".join(sorted(str(f).split(".")[0] for f in errors
+                                             if not _RECIPIENT_FIELD.fullmatch(str(f))))
             return [Result(m.key, Outcome.FAILED, error="; ".join(general + own.get(i, [])),
-                           stop=stop) for i, m in enumerate(batch)]
+                           stop=stop, unrecognised=None if stop else field)
+                    for i, m in enumerate(batch)]
         return [Result(m.key, Outcome.FAILED, error="; ".join(own[i])) if i in own
-                else Result(m.key, Outcome.THROTTLED, error=_NOT_PROCESSED, retry_after=0.0)
+                else Result(m.key, Outcome.NOT_PROCESSED, error=_NOT_PROCESSED, retry_after=0.0)
                 for i, m in enumerate(batch)]
 
     def _invalid_stop(self, errors: dict[str, Any]) -> str | None:
@@ -200,7 +197,7 @@ class MailerSendClient:
         wait = self._retry_after(response)
         if wait is None and "X-RateLimit-Limit" in response.headers:
             wait = 60.0
-        return _all(batch, Outcome.THROTTLED, error=reason, retry_after=wait)
+        return _all(batch, Outcome.NOT_PROCESSED, error=reason, retry_after=wait)
 
     # -- looking up ----------------------------------------------------------------------------
     async def _by_id(self, message: Message, message_id: str) -> Result | None:
@@ -267,6 +264,22 @@ class MailerSendClient:
 
     def _retry_after(self, response: Reply) -> float | None:
         return wire.retry_after(response.headers.get("Retry-After"), self._clock())
+
+
+_TOKEN = "MailerSend does not accept the API token: check the credentials in {variable}"
+# HTTP statuses other than 2xx, 3xx, 422 and 429 (RESEARCH.md §2.5, mailersend-sms.md).
+STATUSES = OutcomeTable("MailerSend", {
+    401: stop("Unauthenticated", _TOKEN),
+    403: stop("Forbidden", "MailerSend refuses this API token access to SMS: check the "
+              "credentials in {variable} (the token needs SMS permission) and that the "
+              "account may use the API"),
+    404: stop("Not Found", "MailerSend has no SMS API at {base}/v1/sms: check provider.base_url"),
+    405: stop("Method Not Allowed", "MailerSend has no SMS API at {base}/v1/sms: check "
+              "provider.base_url"),
+    408: unknown("Request Timeout"),
+    421: not_processed("Misdirected Request"),
+    500: unknown("Server Error (any 5xx)"),
+})
 
 
 def create(config: ProviderConfig, env: Mapping[str, str],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +21,7 @@ from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.credentials import require
+from batchsms.providers.outcomes import Meaning, OutcomeTable, failed, sent, stop
 from batchsms.providers.rules import RULES, ProviderRules
 from batchsms.providers.transport import NoAnswer, Reply, Transport
 
@@ -38,6 +39,7 @@ class _Reply:
     body: dict[str, Any] | None
     reason: str
     retry_after: float | None
+    location: str | None = None
 
 
 class MailjetClient:
@@ -93,49 +95,54 @@ class MailjetClient:
                                      headers=self._auth())
         if not isinstance(answer, NoAnswer):
             return self._classify(message.key, _reply(answer), url)
-        if answer.outcome is Outcome.THROTTLED:
-            return Result(message.key, answer.outcome, error=f"Mailjet not reached: {answer.name}")
-        if answer.outcome is Outcome.FAILED:
-            return answer.unusable_address(message.key, self._base)
-        return Result(message.key, answer.outcome,
-                      error=f"no complete answer from Mailjet: {answer.name}")
+        return answer.result(message.key, "Mailjet", self._base, self._token)
 
     def _classify(self, key: int, reply: _Reply, url: str) -> Result:
         if reply.status == 429:
-            return Result(key, Outcome.THROTTLED, error=self._describe(reply),
+            return Result(key, Outcome.NOT_PROCESSED, error=self._describe(reply),
                           retry_after=reply.retry_after)
         if 200 <= reply.status < 300:
             return self._accepted(key, reply)
+        if 300 <= reply.status < 400:
+            return wire.redirected(key, "Mailjet", self._base, reply.status, reply.location)
         if not 400 <= reply.status < 500:
             return Result(key, Outcome.UNKNOWN, error=self._describe(reply))
         return self._rejected(key, reply, url)
 
     def _accepted(self, key: int, reply: _Reply) -> Result:
+        """SENT only with Mailjet's message id, and a status that is not a refusal."""
         message_id = _message_id(reply.body) if reply.body is not None else None
         if reply.body is None or message_id is None:
             return Result(key, Outcome.UNKNOWN,
                           error=f"HTTP {reply.status} without a Mailjet message id")
-        return _sent(key, message_id, reply.body)
+        status = _lower(reply.body.get("status"))
+        code = wire.integer(status.get("code"))
+        if code is None:  # the documented body always has one; without it, sent as before
+            return _sent(key, message_id, reply.body)
+        result = STATUSES.result(key, code, f"status {code} {status.get('name') or ''}".strip(),
+                                 self._facts(), message_id=message_id)
+        return _sent(key, message_id, reply.body) if result.outcome is Outcome.SENT \
+            else self._redacted(result)
 
     def _rejected(self, key: int, reply: _Reply, url: str) -> Result:
         error = self._describe(reply)
-        code = str((reply.body or {}).get("errorcode") or "")
-        related = _related(reply.body)
-        if reply.status in (401, 403):
-            return self._refused(key, error, self._credentials_advice(reply.status))
-        if reply.status in (404, 405):
-            return self._refused(key, error, f"Mailjet has no SMS API at {url}: check "
-                                              "provider.base_url")
-        if code in _ACCOUNT_STOPS:
-            return self._refused(key, error, _ACCOUNT_STOPS[code].format(var=self._variable))
-        if "from" in related:
-            return self._refused(key, error, f"Mailjet refused the sender {self._sender!r}: "
-                                              "change provider.sender")
-        return Result(key, Outcome.FAILED, error=error)
+        body = reply.body or {}
+        code = str(body.get("errorcode") or f"HTTP {reply.status}")
+        keys = [f"{code} {field}" for field in sorted(_related(reply.body))] + [code]
+        if reply.status in (404, 405) and "errorcode" not in body:
+            keys = ["HTTP 404"]
+        if reply.status in (401, 403) and code not in ERRORS:
+            keys = [f"HTTP {reply.status}"]
+        known = next((k for k in keys if k in ERRORS), code)
+        return self._redacted(ERRORS.result(key, known, error, self._facts(url)))
 
-    def _refused(self, key: int, error: str, advice: str) -> Result:
-        return Result(key, Outcome.FAILED, error=wire.redact(error, self._token),
-                      stop=wire.redact(f"{error.rstrip('.')}: {advice}", self._token))
+    def _facts(self, url: str = "") -> dict[str, str]:
+        return {"variable": self._variable, "sender": self._sender,
+                "url": url or f"{self._base}/v4/sms-send"}
+
+    def _redacted(self, result: Result) -> Result:
+        return replace(result, error=wire.redact(result.error or "", self._token),
+                       stop=wire.redact(result.stop, self._token) if result.stop else None)
 
     def _credentials_advice(self, status: int) -> str:
         if status == 403:
@@ -173,11 +180,11 @@ class MailjetClient:
 
     def _found(self, key: int, item: dict[str, Any]) -> Result:
         status = _lower(item.get("status"))
-        code = status.get("code")
-        if code in _REJECTED_STOPS:
-            error = f"Mailjet status {code} {status.get('name')}"
-            return self._refused(key, error, _ACCOUNT_STOPS[_REJECTED_STOPS[code]]
-                                 .format(var=self._variable))
+        code = wire.integer(status.get("code"))
+        if code is not None and STATUSES.meaning(code) is Meaning.STOP:
+            return self._redacted(STATUSES.result(key, code, f"status {code} "
+                                                  f"{status.get('name') or ''}".strip(),
+                                                  self._facts()))
         message_id = _message_id(item)
         if message_id is None:
             return Result(key, Outcome.UNKNOWN, error="Mailjet listed the message without an id")
@@ -191,14 +198,51 @@ class MailjetClient:
         return wire.redact(_error_text(reply), self._token)
 
 
-_ACCOUNT_STOPS = {
-    "sms-0001": "top up the Mailjet SMS wallet, then run send again to resume",
-    "sms-0003": "the Mailjet account's daily SMS limit is reached (every part counts): run "
-                "send again tomorrow to resume, or ask Mailjet to raise the limit",
-    "sms-0004": "this token has no Mailjet SMS account set up yet: finish the SMS setup in "
-                "the Mailjet dashboard, or check the credentials in {var}",
-}
-_REJECTED_STOPS = {15: "sms-0001", 16: "sms-0003"}
+_CREDENTIALS = ("check the credentials in {variable} (an SMS API token generated in the "
+                "Mailjet SMS dashboard)")
+_NO_ACCESS = ("this token has no access to the SMS API; check the credentials in {variable} "
+              "(only the master account's SMS tokens can send)")
+_FUNDS = "top up the Mailjet SMS wallet, then run send again to resume"
+_DAILY = ("the Mailjet account's daily SMS limit is reached (every part counts): run send again "
+          "tomorrow to resume, or ask Mailjet to raise the limit")
+_SENDER = "Mailjet refused the sender {sender!r}: change provider.sender"
+_BUG = "batchsms sent a request Mailjet could not read: please report this as a bug"
+# RESEARCH.md §1.5 (guides-sms/_error-codes.md); "CODE Field" rules win over "CODE".
+ERRORS = OutcomeTable("Mailjet", {
+    "sms-0001": stop("Insufficient funds.", _FUNDS),
+    "sms-0002": failed("Unsupported country code."),
+    "sms-0003": stop("SMS per day limit reached.", _DAILY),
+    "sms-0004": stop("No account.", "this token has no Mailjet SMS account set up yet: finish "
+                     "the SMS setup in the Mailjet dashboard, or check the credentials in "
+                     "{variable}"),
+    "mj-0002": stop("Malformed JSON", _BUG),
+    "mj-0003": failed("Missing mandatory property."), "mj-0003 from": stop("", _SENDER),
+    "mj-0004": failed("Type mismatch."), "mj-0004 from": stop("", _SENDER),
+    "mj-0006": failed("Characters limit exceeded for the property."),
+    "mj-0006 from": stop("", _SENDER),
+    "mj-0011": failed("Input payload must be less than [size]MB."),
+    "mj-0015": stop("Not authorised.", _CREDENTIALS),
+    "mj-0020": failed("Characters limit below the minimum for the property."),
+    "mj-0020 from": stop("", _SENDER),
+    "mj-0021": stop("You do not have access to this resource.", _NO_ACCESS),
+    "HTTP 401": stop("Unauthorized", _CREDENTIALS),
+    "HTTP 403": stop("Forbidden", _NO_ACCESS),
+    "HTTP 404": stop("Not Found", "Mailjet has no SMS API at {url}: check provider.base_url"),
+})
+# Status.Code of a send reply or a statistics item (RESEARCH.md §1.7, _sms-stats.md): in a
+# send reply, 14-16 are refusals although the answer is a 200 with a message id.
+STATUSES = OutcomeTable("Mailjet", {
+    0: sent("unknown"), 1: sent("sent_pending"), 2: sent("sent"), 3: sent("delivered"),
+    4: failed("rejected_operator"), 5: failed("rejected_undelivered"),
+    6: failed("rejected_expired"), 7: failed("rejected_incorrect_delivery"),
+    8: failed("rejected_network"), 9: failed("rejected_dnd"),
+    10: stop("rejected_from_blacklist", "Mailjet's operators blacklist the sender {sender!r}: "
+             "change provider.sender"),
+    11: failed("rejected_to_blacklist"), 12: failed("rejected_anti_flood"),
+    13: failed("rejected_system_error"), 14: failed("invalid_phone_number"),
+    15: stop("rejected_insufficent_funds", _FUNDS),
+    16: stop("rejected_daily_limit_reached", _DAILY),
+})
 
 
 def create(config: ProviderConfig, env: Mapping[str, str], http: Transport
@@ -216,7 +260,8 @@ def create(config: ProviderConfig, env: Mapping[str, str], http: Transport
 def _reply(response: Reply) -> _Reply:
     body = wire.json_object(response.content)
     return _Reply(response.status_code, None if body is None else _lower(body),
-                  response.reason_phrase, wire.retry_after(response.headers.get("retry-after")))
+                  response.reason_phrase, wire.retry_after(response.headers.get("retry-after")),
+                  response.headers.get("location"))
 
 
 def _lower(value: Any) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 TXTY answers HTTP 200 with ``{"status": "error", "error": CODE, ...}`` for refused
 requests, so the body decides, not the status code. Only ``EMPTY_RECIPIENT`` and
-``USER_NOT_FOUND`` are documented for v4; every other code is a permanent failure of
-that message unless the caller lists it as transient. Credentials travel in the POST
+``USER_NOT_FOUND`` are documented for v4; :data:`OUTCOMES` adds the codes TXTY's v6
+names and the ones we inferred; a code it does not know fails its message, and stops the
+run when consecutive messages get it (see ``providers/outcomes.py``). Credentials travel in the POST
 body (as in TXTY's own PHP class), never in a URL that a proxy could log.
 Sources: ``shared/providers/txty-send-sms.html`` and RESEARCH.md §4.
 """
@@ -18,14 +19,38 @@ from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.credentials import require
+from batchsms.providers.outcomes import OutcomeTable, failed, not_processed, stop
 from batchsms.providers.rules import RULES
 from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 DEFAULT_BASE_URL = "https://login.txty.dk/api/4"
 CURRENCY = "DKK"
-AUTH_ERRORS = frozenset({"USER_NOT_FOUND"})
-CREDIT_ERRORS = frozenset({"NO_CREDIT", "CANNOT_AFFORD"})
-DAILY_LIMIT_ERRORS = frozenset({"DAILY_LIMIT"})
+_CREDENTIALS = "TXTY did not accept the user and API key: check the credentials in {user} " \
+    "and {key}"
+_CREDIT = "the TXTY account has too little credit: top it up at login.txty.dk, then run " \
+    "send again to resume"
+_SENDER = "TXTY refused the sender {sender!r}: change provider.sender"
+# RESEARCH.md §4.5: v4 documents EMPTY_RECIPIENT and USER_NOT_FOUND only; the v6 names
+# (txty-v6-api.yaml) and our inferred v4 names ([INF]) follow.
+OUTCOMES = OutcomeTable("TXTY", {
+    "EMPTY_RECIPIENT": failed("recipient empty"),
+    "USER_NOT_FOUND": stop("user not found", _CREDENTIALS),
+    "MSISDN_EMPTY": failed("msisdn empty"), "MSISDN_INVALID": failed("msisdn invalid"),
+    "MSISDN_LONG": failed("msisdn too long"), "MSISDN_ALPHA": failed("msisdn not numeric"),
+    "INVALID_RECIPIENT": failed("[INF] recipient invalid"),
+    "TEXT_LONG": failed("text too long"),
+    "EMPTY_TEXT": failed("[INF] text empty"), "TEXT_EMPTY": failed("text empty"),
+    "EMPTY_SENDER": stop("[INF] sender empty", _SENDER),
+    "INVALID_SENDER": stop("[INF] sender invalid", _SENDER),
+    "SENDER_EMPTY": stop("sender empty", _SENDER),
+    "SENDER_INVALID": stop("sender invalid", _SENDER),
+    "SENDER_LONG": stop("sender too long", _SENDER),
+    "NO_CREDIT": stop("[INF] no credit", _CREDIT),
+    "CANNOT_AFFORD": stop("cannot afford", _CREDIT),
+    "DAILY_LIMIT": stop("[INF] daily limit", "the TXTY account reached its daily limit: run send "
+                        "again tomorrow to resume"),
+    "TOO_MANY_REQUESTS": not_processed("[INF] throttled"),
+})
 DELIVERED = 150
 CLOCK_SKEW = 60.0  # seconds an outbox ``sent`` stamp may precede ``since`` (clocks differ)
 
@@ -99,7 +124,7 @@ class TxtyClient:
         if isinstance(response, NoAnswer):
             return self._unanswered(key, response)
         if response.status_code == 429:
-            return Result(key, Outcome.THROTTLED, error="TXTY answered HTTP 429",
+            return Result(key, Outcome.NOT_PROCESSED, error="TXTY answered HTTP 429",
                           retry_after=wire.retry_after(response.headers.get("retry-after")))
         if response.status_code >= 500:
             return Result(key, Outcome.UNKNOWN, error=f"TXTY answered HTTP {response.status_code}")
@@ -109,36 +134,24 @@ class TxtyClient:
         if response.is_success:
             return Result(key, Outcome.UNKNOWN, error="TXTY answered with an unreadable body "
                           f"(HTTP {response.status_code}, {_content_type(response)})")
+        if response.is_redirect:
+            return wire.redirected(key, "TXTY", self._base, response.status_code,
+                                   response.headers.get("location"))
         return Result(key, Outcome.FAILED, error=f"TXTY answered HTTP {response.status_code}",
                       stop=f"TXTY answered HTTP {response.status_code} at {self._base}: check "
                       "provider.base_url (the API lives at https://login.txty.dk/api/4)")
 
     def _unanswered(self, key: int, answer: NoAnswer) -> Result:
-        error = wire.redact(answer.detail, self._key)
-        if answer.outcome is Outcome.THROTTLED:
-            return Result(key, answer.outcome, error=f"could not reach TXTY ({error})")
-        if answer.outcome is Outcome.FAILED:
-            return answer.unusable_address(key, self._base)
-        return Result(key, answer.outcome, error=f"no complete answer from TXTY ({error})")
+        return answer.result(key, "TXTY", self._base, self._key)
 
     def _refused(self, key: int, body: Mapping[str, Any]) -> Result:
         code = str(body.get("error") or "UNKNOWN_ERROR")
         error = wire.redact(_describe(code, body), self._key)
         if code in self._transient:
-            return Result(key, Outcome.THROTTLED, error=error)
-        return Result(key, Outcome.FAILED, error=error, stop=self._stop(code))
-
-    def _stop(self, code: str) -> str | None:
-        if code in AUTH_ERRORS:
-            user, key = self._names
-            return f"TXTY did not accept the user and API key: check the credentials in {user} " \
-                   f"and {key}"
-        if code in CREDIT_ERRORS:
-            return "the TXTY account has too little credit: top it up at login.txty.dk, then " \
-                   "run send again to resume"
-        if code in DAILY_LIMIT_ERRORS:
-            return "the TXTY account reached its daily limit: run send again tomorrow to resume"
-        return None
+            return Result(key, Outcome.NOT_PROCESSED, error=error)
+        user, key_name = self._names
+        return OUTCOMES.result(key, code, error, {"user": user, "key": key_name,
+                                                  "sender": self._sender})
 
 
 def create(config: ProviderConfig, env: Mapping[str, str], http: Transport) -> TxtyClient:

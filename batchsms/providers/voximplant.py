@@ -31,6 +31,13 @@ from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.credentials import require
+from batchsms.providers.outcomes import (
+    OutcomeTable,
+    failed,
+    not_processed,
+    stop,
+    unknown,
+)
 from batchsms.providers.rules import RULES, ProviderRules
 from batchsms.providers.transport import NoAnswer, Reply, Transport
 
@@ -41,15 +48,41 @@ REFRESH_MARGIN = 15.0
 HISTORY_DATE = "%Y-%m-%d %H:%M:%S"
 
 _HISTORY_PAGE = 1000
-_AUTH = frozenset({100, 433, 447, 454, 455, 456})
-_THROTTLE = frozenset({162, 340, 416, 515})
-# 484: Voximplant refused what it took for an automatic resend of a request it already
-# got, so that earlier request may have sent the SMS. 14 / 385: the message reached
-# Voximplant's SMS gateway step and failed there, like a 502 behind a proxy: whether the
-# gateway took it is not said. 1 / 2 / 4 / 5: internal errors, possibly after processing.
-_MAYBE_PROCESSED = frozenset({1, 2, 4, 5, 14, 385, 484})
-_SENDER = frozenset({386, 422, 528})
-_FAILED = _AUTH | _SENDER | {101, 104, 121, 127, 131, 134, 281, 423, 477}
+_CREDENTIALS = ("check the service account in {variable} (account_id, key_id and private_key "
+                "of an active key)")
+_CLOCK = "check this machine's clock (sync it with NTP) and the service account in {variable}"
+_SENDER = ("the sender {sender} is not an SMS-enabled number of this Voximplant account: "
+           "enable SMS for it (ControlSms) or change provider.sender")
+# RESEARCH.md §3.5 (apiclient-nodejs Enums.ts APIErrorCode), SMS, auth and throttling subset.
+OUTCOMES = OutcomeTable("Voximplant", {
+    # internal errors, possibly after processing
+    1: unknown("FATAL_ERROR"), 2: unknown("INTERNAL_ERROR"), 4: unknown("DB_ERROR"),
+    5: unknown("BILLING_ERROR"),
+    # the gateway step failed: whether the gateway took the message is not said
+    14: unknown("SMS_GATEWAY_ERROR"), 385: unknown("SENDING_SMS_ERROR"),
+    100: stop("AUTHORIZATION_FAILED", _CREDENTIALS),
+    101: failed("INVALID_ARGUMENTS"),
+    102: stop("MISSING_CMD", "check provider.base_url (the Management API root)"),
+    103: stop("UNKNOWN_COMMAND", "check provider.base_url (the Management API root)"),
+    104: stop("FORBIDDEN_COMMAND", "give the service account the Owner, Admin, Developer or "
+              "CallsSMS role"),
+    121: failed("INVALID_PHONE_NUMBER"),
+    127: stop("INSUFFICIENT_MONEY", "top up the Voximplant balance, then run send again"),
+    131: stop("ACCOUNT_ISNT_ACTIVATED", "activate the Voximplant account first"),
+    134: failed("REQUIRED_IS_EMPTY"),
+    # "try later", "performed recently" and the resend guard may each answer a request that
+    # was already processed (issue 11: 515 after processing sent 11 of 60 twice): look up
+    162: unknown("TRY_LATER"), 484: unknown("HTTP_REQUEST_REJECTED"),
+    515: unknown("SAME_OPERATION_LIMIT"),
+    281: stop("ACCOUNT_VERIFICATION_REQUIRED", "finish the Voximplant account verification"),
+    340: not_processed("RATE_LIMIT_EXCEED"), 416: not_processed("RETRY_LATER"),
+    386: stop("SMS_DISABLED_FOR_NUMBER", _SENDER), 422: stop("INVALID_SOURCE", _SENDER),
+    528: stop("NOT_SUPPORT_SMS", _SENDER),
+    423: failed("INVALID_DESTINATION"), 477: failed("LENGTH_EXCEEDED"),
+    433: stop("INVALID_KEY_ID", _CREDENTIALS), 447: stop("INVALID_TOKEN_FORMAT", _CREDENTIALS),
+    454: stop("INVALID_TOKEN_TTL", _CREDENTIALS),
+    455: stop("TOKEN_ISSUED_IN_FUTURE", _CLOCK), 456: stop("TOKEN_EXPIRED", _CLOCK),
+})
 _HISTORY_STATUS = {"1": "success", "2": "error", "3": "waiting"}
 
 
@@ -257,13 +290,7 @@ class VoximplantClient:
         return answer
 
     def _unanswered(self, answer: NoAnswer) -> Result:
-        if answer.outcome is Outcome.THROTTLED:
-            return Result(0, answer.outcome,
-                          error=f"could not connect to {self._root}: {answer.detail}")
-        if answer.outcome is Outcome.FAILED:
-            return answer.unusable_address(0, self._root)
-        return Result(0, answer.outcome, error=f"no complete answer from Voximplant "
-                      f"({answer.detail}): the request may have been processed")
+        return answer.result(0, "Voximplant", self._root)
 
     def _classify(self, response: Reply) -> dict[str, Any] | Result:
         status = response.status_code
@@ -271,8 +298,11 @@ class VoximplantClient:
         error = body.get("error") if body is not None else None
         if isinstance(error, dict):
             return self._refused(error, status)
+        if 300 <= status < 400:
+            return wire.redirected(0, "Voximplant", self._root, status,
+                                   response.headers.get("location"))
         if status == 429:
-            return Result(0, Outcome.THROTTLED, error="HTTP 429 Too Many Requests",
+            return Result(0, Outcome.NOT_PROCESSED, error="HTTP 429 Too Many Requests",
                           retry_after=wire.retry_after(response.headers.get("retry-after")))
         if 200 <= status < 300 and body is not None:
             return body
@@ -293,31 +323,11 @@ class VoximplantClient:
         code = wire.integer(error.get("code"))
         code = -1 if code is None else code
         text = f"error {code}: {error.get('msg') or ''}".rstrip(": ")
-        if code in _THROTTLE:
-            return Result(0, Outcome.THROTTLED, error=text, retry_after=_repeat_after(code, text))
-        if code in _MAYBE_PROCESSED or (status >= 500 and code not in _FAILED):
+        if code not in OUTCOMES and status >= 500:  # an unknown code from a failing server
             return Result(0, Outcome.UNKNOWN, error=text)
-        return Result(0, Outcome.FAILED, error=text, stop=self._stop(code))
-
-    def _stop(self, code: int) -> str | None:
-        """The instruction for errors that every later message would hit too."""
-        if code in (455, 456):
-            return (f"Voximplant rejected the token's time ({code}): check this machine's clock "
-                    f"(sync it with NTP) and the service account in {self._variable}")
-        if code in _AUTH:
-            return (f"Voximplant refused the credentials ({code}): check the service account in "
-                    f"{self._variable} (account_id, key_id and private_key of an active key)")
-        if code == 127:
-            return "the Voximplant account has insufficient money: top up its balance, then resume"
-        if code in _SENDER:
-            return (f"the sender {self._source} is not an SMS-enabled number of this Voximplant "
-                    "account: enable SMS for it (ControlSms) or change provider.sender")
-        if code == 104:
-            return ("the service account may not send SMS: give it the Owner, Admin, Developer "
-                    "or CallsSMS role")
-        if code in (131, 281):
-            return "the Voximplant account is not activated or verified: finish that first"
-        return None
+        return OUTCOMES.result(0, code, text, {"variable": self._variable,
+                                                "sender": self._source},
+                               retry_after=_repeat_after(code, text))
 
 
 def create(config: ProviderConfig, env: Mapping[str, str], http: Transport

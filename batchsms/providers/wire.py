@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from batchsms.errors import CampaignError
-from batchsms.providers.base import Message, Result
+from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import ProviderRules
 
 
@@ -36,6 +36,15 @@ def base_url(configured: str | None, default: str) -> str:
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise CampaignError(f"provider.base_url: {url!r} is not an http(s) URL")
     return url
+
+
+def redirected(key: int, title: str, base: str, status: int, location: str | None) -> Result:
+    """A 3xx: the API is not at ``base`` (or a proxy or portal answers there). Not
+    processed, and the run stops with the same advice whichever provider it is."""
+    to = f" to {location}" if location else ""
+    why = f"{title} answered HTTP {status} (a redirect{to}) at {base}"
+    return Result(key, Outcome.NOT_PROCESSED, error=why,
+                  stop=f"{why}: batchsms does not follow redirects; check provider.base_url")
 
 
 class LookupFailed(Exception):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from batchsms.plan.campaign import DEFAULT_REPORTS, Campaign, load_campaign, report_dir
+from batchsms.plan.campaign import Campaign, load_campaign, report_dir
 from batchsms.plan.planner import Planner
 from batchsms.plan.totals import Totals
 from batchsms.report.csvfile import DryRunCsv
@@ -22,15 +22,16 @@ class DryRun:
     problems: tuple[str, ...] = ()  # what send would stop on (``check`` only)
 
 
-def dry_run(campaign_path: str | Path, reports: Path | None = DEFAULT_REPORTS,
-            chunk_rows: int = 250_000) -> DryRun:
+def dry_run(campaign_path: str | Path, reports: Path | None = None,
+            chunk_rows: int = 250_000, *, write: bool = True) -> DryRun:
     """Plan the campaign and total it; write ``<reports>/<name>/dry-run.csv`` and
-    ``report.html`` unless ``reports`` is None. Raises CampaignError when the campaign
+    ``report.html`` unless ``write`` is false (``reports`` overrides the campaign's
+    ``reports:`` folder). Raises CampaignError when the campaign
     cannot be used."""
     campaign = load_campaign(campaign_path)
     planner = Planner(campaign, chunk_rows=chunk_rows)
     totals = Totals(planner.prices)
-    if reports is None:
+    if not write:
         for chunk in planner.chunks():
             totals.add(chunk.plan)
         return DryRun(campaign, totals, None)
@@ -50,6 +51,6 @@ def check(campaign_path: str | Path, environ: Mapping[str, str] | None = None) -
 
     Raises CampaignError when the campaign cannot even be planned.
     """
-    planned = dry_run(campaign_path, reports=None)
+    planned = dry_run(campaign_path, write=False)
     found = preflight.problems(planned.campaign, planned.totals, environ)
     return replace(planned, problems=tuple(found))

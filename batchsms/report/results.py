@@ -1,15 +1,19 @@
-"""The results of a send, for people: results.csv, results.xlsx, summary.json, retry.csv.
+"""The results of a send, for people: results.csv/.xlsx, summary.json, retry.xlsx/.csv.
 
-Every sheet row appears in results (skipped ones with their reason), joined with the
-journal's state of its number. ``retry.csv`` holds the failed recipients in the sheet's
-own columns, ready to be the sheet of a follow-up campaign.
+Everything is read from the journal, a chunk at a time, so memory stays bounded whatever
+the campaign's size and the sheet is never re-planned: a message that went out shows the
+text, segments, price and cost it went out with. Skipped rows (and recipients not sent
+yet, marked ``pending``) show the plan of the last send. ``retry.xlsx`` holds the failed
+and unknown recipients in the sheet's own columns as text cells (a spreadsheet never
+evaluates them, and a follow-up campaign reads back exactly the original cells);
+``retry.csv`` is the same, neutralised against formula injection for viewing.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,71 +22,173 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 
-from batchsms.plan.planner import OK, Planner
-from batchsms.plan.pricing import PriceTable
-from batchsms.report.csvfile import neutralise, neutralise_text
+from batchsms.errors import BatchsmsError, ExitCode
+from batchsms.plan.campaign import Campaign
+from batchsms.plan.contacts import read_columns, read_contacts
+from batchsms.report.csvfile import neutralise
 from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
 
-RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason", "provider_message_id",
-                  "provider_status", "encoding", "segments", "cost", "reported_segments",
-                  "reported_cost", "reported_currency", "attempts", "sent_at", "error"]
-TEXT_FROM_CONTACTS = ("phone", "reason", "error")
-XLSX_MAX_ROWS = 1_048_575
-MAX_FAILURES_SHOWN = 100
+RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
+                  "provider_message_id", "provider_status", "encoding", "segments", "price",
+                  "cost", "currency", "reported_segments", "reported_cost", "reported_currency",
+                  "attempts", "sender", "sent_at", "error", "text"]
+NUMBERS = {"row", "segments", "reported_segments", "attempts"}
+MONEY = {"price", "cost", "reported_cost"}
+XLSX_MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
+MAX_LISTED = 100
+IN_DOUBT = "not confirmed yet: the next run asks the provider"
+RETRY_MARK = "batchsms_outcome"
 
 
-@dataclass(frozen=True)
+@dataclass
 class ResultFiles:
     csv: Path
-    xlsx: Path | None  # None when the sheet has more rows than a worksheet holds
+    xlsx: Path | None  # None when there are more rows than a worksheet holds
     summary: Path
-    retry: Path | None  # None when nothing failed
+    retry: Path | None  # retry.xlsx; always written (header only when nothing to retry)
     summary_data: dict[str, Any]
     failures: list[dict[str, Any]]  # the first failed rows: row, e164, error
     timeline: list[tuple[str, int]]  # messages accepted per time bucket (UTC)
+    unknowns: list[dict[str, Any]] = field(default_factory=list)
+    retry_csv: Path | None = None
+    note: str | None = None  # e.g. why results.xlsx was not written
 
 
-def write_results(planner: Planner, journal: Journal, folder: Path) -> ResultFiles:
-    """Write the four files from the plan (re-read from the sheet) and the journal."""
-    sent = journal.frame().reset_index().set_index("e164")
-    prices = planner.prices
-    frames: list[pd.DataFrame] = []
-    retry_rows: list[pd.DataFrame] = []
-    seen: set[str] = set()
-    for chunk in planner.chunks():
-        table = _join(chunk.plan, sent, prices)
-        seen.update(chunk.plan.loc[chunk.plan["status"] == OK, "e164"].dropna())
-        frames.append(table)
-        failed_rows = table.index[table["status"] == FAILED]
-        if len(failed_rows):
-            retry_rows.append(chunk.sheet.loc[failed_rows])
-    gone = sent[~sent.index.isin(list(seen))]
-    if len(gone):  # messaged in an earlier run, no longer in the edited sheet
-        frames.append(_orphans(gone, prices))
-    results = pd.concat(frames) if frames else pd.DataFrame(columns=RESULT_COLUMNS[1:])
+class ResultsError(BatchsmsError):
+    """The results files cannot be written; the journal (the source of truth) is intact."""
+
+    exit_code = ExitCode.UNUSABLE
+
+
+def write_results(campaign: Campaign, journal: Journal, folder: Path,
+                  chunk_rows: int = 50_000) -> ResultFiles:
+    """Write every results file from the journal alone, chunk by chunk.
+
+    Raises ResultsError when the folder cannot be written (disk full, read-only).
+    """
+    try:
+        return _write_results(campaign, journal, folder, chunk_rows)
+    except OSError as error:
+        raise ResultsError(
+            f"{folder}: cannot write the results files ({error.strerror or error}). Nothing "
+            "was lost: the journal records every message. Free space or make the folder "
+            "writable, then run batchsms send again: it resumes where this run stopped and "
+            "rewrites the results") from None
+
+
+def _write_results(campaign: Campaign, journal: Journal, folder: Path,
+                   chunk_rows: int) -> ResultFiles:
     folder.mkdir(parents=True, exist_ok=True)
-    csv_path = folder / "results.csv"
-    _write_csv(results.reset_index(names="row")[RESULT_COLUMNS], csv_path)
-    xlsx_path = folder / "results.xlsx" if len(results) <= XLSX_MAX_ROWS else None
-    if xlsx_path:
-        _write_xlsx(results.reset_index(names="row")[RESULT_COLUMNS], xlsx_path)
-    retry_path = None
-    if retry_rows:
-        retry_path = folder / "retry.csv"
-        _write_csv(pd.concat(retry_rows), retry_path, all_text=True)
-    summary = summarise(results, journal, prices)
+    tally = _Tally()
+    csv_path, xlsx_path = folder / "results.csv", folder / "results.xlsx"
+    with _CsvOut(csv_path) as csv_out, _XlsxOut(xlsx_path, "Results") as xlsx_out:
+        for chunk in journal.results(chunk_rows):
+            table = _present(chunk)
+            tally.add(table)
+            csv_out.write(table)
+            xlsx_out.write(table)
+    note = None if xlsx_out.complete else (
+        f"results.xlsx was not written: {tally.rows:,} rows are more than a worksheet holds "
+        f"({XLSX_MAX_ROWS:,}); open results.csv instead")
+    retry, retry_csv = _write_retry(campaign, tally.retry, folder)
+    summary = tally.summary(journal, campaign)
     summary_path = folder / "summary.json"
-    summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    failed = results[results["status"] == FAILED].head(MAX_FAILURES_SHOWN)
-    failures = [{"row": int(row), "e164": item["e164"], "error": item["error"]}
-                for row, item in failed.iterrows()]
-    return ResultFiles(csv_path, xlsx_path, summary_path, retry_path, summary, failures,
-                       timeline(journal))
+    _atomic_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
+    return ResultFiles(csv_path, xlsx_path if xlsx_out.complete else None, summary_path, retry,
+                       summary, tally.failures, timeline(journal), tally.unknowns, retry_csv,
+                       note)
+
+
+def _present(chunk: pd.DataFrame) -> pd.DataFrame:
+    """A journal chunk as the results columns: in-doubt as unknown, times as ISO 8601."""
+    out = chunk.copy()
+    in_doubt = out["status"] == SENDING
+    out.loc[in_doubt, "status"] = UNKNOWN
+    out.loc[in_doubt, "error"] = IN_DOUBT
+    sent = out["status"] == SENT
+    stamps = pd.to_datetime(out["finished_at"].astype("float64"), unit="s", utc=True)
+    out["sent_at"] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").where(sent, None)
+    return out[RESULT_COLUMNS]
+
+
+@dataclass
+class _Tally:
+    """What summary.json and report.html need, added up chunk by chunk."""
+
+    rows: int = 0
+    status: Counter[str] = field(default_factory=Counter)
+    segments_sent: int = 0
+    estimated: dict[str, Decimal] = field(default_factory=dict)
+    reported: dict[str, Decimal] = field(default_factory=dict)
+    by_country: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures_by_reason: Counter[str] = field(default_factory=Counter)
+    skipped_by_reason: Counter[str] = field(default_factory=Counter)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    unknowns: list[dict[str, Any]] = field(default_factory=list)
+    retry: list[tuple[int, str | None, str]] = field(default_factory=list)  # row, phone, state
+
+    def add(self, table: pd.DataFrame) -> None:
+        self.rows += len(table)
+        self.status.update(table["status"].value_counts().to_dict())
+        sent = table["status"] == SENT
+        self.segments_sent += int(table.loc[sent, "segments"].fillna(0).sum())
+        went_out = table[table["status"].isin([SENT, UNKNOWN])]
+        for currency, cost, country in zip(went_out["currency"], went_out["cost"],
+                                           went_out["country"], strict=True):
+            _add(self.estimated, currency, Decimal(cost))
+            group = self.by_country.setdefault(country or "unknown", {"cost": Decimal(0)})
+            group["cost"] += Decimal(cost)
+        for country, state in zip(table["country"], table["status"], strict=True):
+            if state != "skipped":
+                group = self.by_country.setdefault(country or "unknown", {"cost": Decimal(0)})
+                group[state] = group.get(state, 0) + 1
+        reported = table[sent & table["reported_cost"].notna()]
+        for currency, cost in zip(reported["reported_currency"], reported["reported_cost"],
+                                  strict=True):
+            _add(self.reported, currency or "?", Decimal(cost))
+        self._add_rows(table)
+
+    def _add_rows(self, table: pd.DataFrame) -> None:
+        failed = table[table["status"] == FAILED]
+        self.failures_by_reason.update(failed["error"].fillna("unknown reason"))
+        skipped = table[table["status"] == "skipped"]
+        self.skipped_by_reason.update(skipped["reason_code"].fillna("other"))
+        for name, rows in (("failures", failed), ("unknowns", table[table["status"] == UNKNOWN])):
+            listed: list[dict[str, Any]] = getattr(self, name)
+            for row, e164, error in zip(rows["row"], rows["e164"], rows["error"], strict=True):
+                if len(listed) < MAX_LISTED:
+                    listed.append({"row": int(row), "e164": e164, "error": error})
+        again = table[table["status"].isin([FAILED, UNKNOWN])]
+        self.retry += list(zip(again["row"].astype(int), again["phone"], again["status"],
+                               strict=True))
+
+    def summary(self, journal: Journal, campaign: Campaign) -> dict[str, Any]:
+        counts = {s: int(self.status.get(s, 0)) for s in (SENT, FAILED, UNKNOWN, PENDING,
+                                                           "skipped")}
+        currency = campaign.pricing.currency
+        return {
+            "campaign": campaign.name,
+            "complete": journal.planned and counts[PENDING] == 0,
+            "recipients": self.rows,
+            **counts,
+            "segments_sent": self.segments_sent,
+            "estimated_cost": str(self.estimated.get(currency, Decimal(0))),
+            "currency": currency,
+            "estimated_cost_by_currency": {k: str(v) for k, v in self.estimated.items()},
+            "reported_cost": {k: str(v) for k, v in self.reported.items()},
+            "by_country": {k: {**v, "cost": str(v["cost"])}
+                           for k, v in sorted(self.by_country.items())},
+            "failures_by_reason": dict(self.failures_by_reason.most_common()),
+            "skipped_by_reason": dict(self.skipped_by_reason.most_common()),
+            "rehearsal_messages": sum(n for _, n in journal.rehearsed()),
+            "runs": [{"started_at": iso(s), "finished_at": iso(f),
+                      "result": r or "did not finish"} for _, s, f, r in journal.runs()],
+        }
+
+
+def _add(totals: dict[str, Decimal], key: str, amount: Decimal) -> None:
+    totals[key] = totals.get(key, Decimal(0)) + amount
 
 
 def timeline(journal: Journal, buckets: int = 40) -> list[tuple[str, int]]:
@@ -100,160 +206,178 @@ def timeline(journal: Journal, buckets: int = 40) -> list[tuple[str, int]]:
     return [(stamp.strftime(fmt), int(n)) for stamp, n in counts.items()]
 
 
-def _join(plan: pd.DataFrame, sent: pd.DataFrame, prices: PriceTable) -> pd.DataFrame:
-    out = pd.DataFrame(index=plan.index)
-    out["phone"] = plan["phone"]
-    out["e164"] = plan["e164"]
-    out["country"] = plan["country"]
-    out["encoding"] = plan["encoding"]
-    out["segments"] = plan["segments"]
-    ok = (plan["status"] == OK).to_numpy()
-    journal = sent.reindex(plan["e164"].where(ok).to_numpy())
-    state = pd.Series(journal["state"].to_numpy(), index=plan.index, dtype="string")
-    out["status"] = state.where(ok, "skipped").fillna(PENDING).replace({SENDING: UNKNOWN})
-    out["reason"] = plan["reason"].where(~ok, pd.NA)
-    for column, source in (("provider_message_id", "message_id"),
-                           ("provider_status", "provider_status"),
-                           ("reported_segments", "reported_segments"),
-                           ("reported_cost", "reported_cost"), ("reported_currency", "currency"),
-                           ("attempts", "attempts"), ("error", "error")):
-        out[column] = journal[source].to_numpy()
-    out["cost"] = prices.format_column(plan["cost"].fillna(0)).where(ok, pd.NA)
-    out["sent_at"] = _times(journal["finished_at"].to_numpy(), out["status"] == SENT)
-    in_doubt = (state == SENDING).fillna(False).to_numpy(dtype=bool)
-    out.loc[in_doubt, "error"] = "not confirmed yet: the next run asks the provider"
-    return out
-
-
-def _orphans(gone: pd.DataFrame, prices: PriceTable) -> pd.DataFrame:
-    out = pd.DataFrame(index=pd.Index(gone["row"].to_numpy(), name="row"))
-    out["phone"] = pd.NA
-    out["e164"] = gone.index.to_numpy()
-    out["country"] = gone["country"].to_numpy()
-    out["encoding"] = gone["encoding"].to_numpy()
-    out["segments"] = gone["segments"].to_numpy()
-    out["status"] = gone["state"].replace({SENDING: UNKNOWN}).to_numpy()
-    out["reason"] = "no longer in the sheet (messaged by an earlier run)"
-    out["provider_message_id"] = gone["message_id"].to_numpy()
-    out["provider_status"] = gone["provider_status"].to_numpy()
-    out["reported_segments"] = gone["reported_segments"].to_numpy()
-    out["reported_cost"] = gone["reported_cost"].to_numpy()
-    out["reported_currency"] = gone["currency"].to_numpy()
-    out["attempts"] = gone["attempts"].to_numpy()
-    out["error"] = gone["error"].to_numpy()
-    out["cost"] = [prices.format(int(c)) for c in gone["cost"]]
-    out["sent_at"] = _times(gone["finished_at"].to_numpy(), out["status"] == SENT)
-    return out
-
-
-def _times(seconds: Any, keep: pd.Series) -> pd.Series:
-    stamps = pd.to_datetime(pd.Series(seconds, index=keep.index, dtype="float64"), unit="s",
-                            utc=True)
-    text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string")
-    return text.where(keep.fillna(False).to_numpy(dtype=bool), pd.NA)
-
-
-def _write_csv(frame: pd.DataFrame, path: Path, all_text: bool = False) -> None:
-    table = pa.Table.from_pandas(frame.astype("string") if all_text else frame,
-                                 preserve_index=False)
-    names = table.column_names if all_text else list(TEXT_FROM_CONTACTS)
-    for name in names:
-        if name in table.column_names and _is_text(table[name].type):
-            index = table.column_names.index(name)
-            table = table.set_column(index, name, neutralise(table[name].cast(pa.string())))
-    partial = path.with_name(f".{path.name}.partial")
-    pacsv.write_csv(table, partial, pacsv.WriteOptions(quoting_style="needed"))
-    partial.replace(path)
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
-def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
-    """A workbook a person can open: bold header, frozen, sized columns, numbers as numbers."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Results")
-    sheet.freeze_panes = "A2"
-    widths = {c: max(len(c), 10) for c in frame.columns}
-    for column in frame.columns:
-        sample = frame[column].head(1000).dropna().astype(str)
-        if len(sample):
-            widths[column] = min(max(widths[column], int(sample.str.len().max())), 60)
-    for i, column in enumerate(frame.columns):
-        sheet.column_dimensions[_letter(i)].width = widths[column] + 2
-    header = []
-    for column in frame.columns:
-        cell = WriteOnlyCell(sheet, value=column)
-        cell.font = Font(bold=True, color="FFFFFF")
-        cell.fill = PatternFill("solid", fgColor="305496")
-        cell.alignment = Alignment(horizontal="center")
-        header.append(cell)
-    sheet.append(header)
-    numeric = {"row", "segments", "reported_segments", "attempts"}
-    money = {"cost", "reported_cost"}
-    for values in frame.itertuples(index=False, name=None):
-        row = []
-        for column, value in zip(frame.columns, values, strict=True):
-            if value is None or (not isinstance(value, str) and pd.isna(value)):
-                row.append(None)
-            elif column in numeric:
-                row.append(int(value))
-            elif column in money:
-                row.append(float(Decimal(str(value))))
-            else:
-                row.append(neutralise_text(str(value)))
-        sheet.append(row)
-    partial = path.with_name(f".{path.name}.partial")
-    book.save(partial)
-    partial.replace(path)
-
-
-def _letter(index: int) -> str:
-    """The spreadsheet letter of a 0-based column index (0 → A)."""
-    return get_column_letter(index + 1)
-
-
-def summarise(results: pd.DataFrame, journal: Journal, prices: PriceTable) -> dict[str, Any]:
-    """``summary.json``: counts by status, money estimated and reported, failures by reason."""
-    status = results["status"].value_counts().to_dict()
-    counts = {s: int(status.get(s, 0)) for s in (SENT, FAILED, UNKNOWN, PENDING, "skipped")}
-    went_out = results["status"].isin([SENT, UNKNOWN])
-    estimated = sum((Decimal(c) for c in results.loc[went_out, "cost"].dropna()), Decimal(0))
-    reported: Counter[str] = Counter()
-    for cost, currency in results.loc[results["status"] == SENT,
-                                      ["reported_cost", "reported_currency"]].dropna().itertuples(
-                                          index=False, name=None):
-        reported[str(currency)] += Decimal(str(cost))  # type: ignore[assignment]
-    failures = results.loc[results["status"] == FAILED, "error"].fillna("unknown reason")
-    runs = journal.runs()
-    return {
-        "campaign": journal.get("campaign"),
-        "complete": counts[PENDING] == 0,
-        "recipients": len(results),
-        **counts,
-        "segments_sent": int(results.loc[results["status"] == SENT, "segments"].fillna(0).sum()),
-        "estimated_cost": str(estimated),
-        "currency": prices.currency,
-        "reported_cost": {k: str(v) for k, v in reported.items()},
-        "by_country": _by_country(results),
-        "failures_by_reason": dict(Counter(failures).most_common()),
-        "runs": [{"started_at": _iso(s), "finished_at": _iso(f), "result": r}
-                 for _, s, f, r in runs],
-    }
-
-
-def _by_country(results: pd.DataFrame) -> dict[str, dict[str, int]]:
-    table = results[results["status"] != "skipped"].groupby(["country", "status"],
-                                                           dropna=False).size()
-    out: dict[str, dict[str, int]] = {}
-    for (country, state), n in table.items():
-        key = "unknown" if pd.isna(country) else str(country)
-        out.setdefault(key, {})[str(state)] = int(n)
-    return out
-
-
-def _iso(seconds: float | None) -> str | None:
+def iso(seconds: float | None) -> str | None:
+    """A journal time as ISO 8601 UTC, the one format of every report."""
     if seconds is None:
         return None
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- retry sheets ---------------------------------------------------------------------------
+
+def _write_retry(campaign: Campaign, retry: list[tuple[int, str | None, str]],
+                 folder: Path) -> tuple[Path, Path]:
+    """The failed and unknown recipients in the sheet's own columns, plus their outcome."""
+    frame = _sheet_rows(campaign, retry)
+    xlsx_path, csv_path = folder / "retry.xlsx", folder / "retry.csv"
+    with _XlsxOut(xlsx_path, "Retry", all_text=True) as out:
+        out.write(frame)
+    with _CsvOut(csv_path) as csv_out:
+        csv_out.write(frame)
+    return xlsx_path, csv_path
+
+
+def _sheet_rows(campaign: Campaign, retry: list[tuple[int, str | None, str]]) -> pd.DataFrame:
+    """Read the sheet again (not plan it) for just these rows; a row whose number cell no
+    longer matches what was sent (an edited sheet) keeps only its number."""
+    wanted = {row: (phone, state) for row, phone, state in retry}
+    phone_column = campaign.contacts.phone_column
+    found: list[pd.DataFrame] = []
+    columns = [c for c in read_columns(campaign.contacts) if c]
+    if wanted:
+        for chunk in read_contacts(campaign.contacts):
+            columns = [c for c in chunk.columns if c]
+            hits = chunk.loc[chunk.index.intersection(list(wanted))]
+            if len(hits):
+                found.append(hits[columns])
+    frame = pd.concat(found) if found else pd.DataFrame(columns=columns, dtype="string")
+    same = [wanted[r][0] == p for r, p in zip(frame.index, frame[phone_column], strict=True)]
+    frame = frame.loc[pd.Series(same, index=frame.index, dtype=bool)]
+    missing = [r for r in wanted if r not in frame.index]
+    if missing:
+        extra = pd.DataFrame({phone_column: [wanted[r][0] for r in missing]}, index=missing,
+                             dtype="string")
+        frame = pd.concat([frame, extra]).sort_index()
+    frame = frame.astype("string")
+    frame[RETRY_MARK] = pd.array([wanted[r][1] for r in frame.index], dtype="string")
+    return frame.reset_index(drop=True)
+
+
+# -- writers --------------------------------------------------------------------------------
+
+class _CsvOut:
+    """A CSV written chunk by chunk; every text cell neutralised against formulas. The file
+    appears whole or not at all."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.partial")
+        self.writer: pacsv.CSVWriter | None = None
+        self.schema: pa.Schema | None = None
+
+    def __enter__(self) -> _CsvOut:
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame.astype("string"), preserve_index=False)
+        table = pa.table([neutralise(c.combine_chunks().cast(pa.string()))
+                          for c in table.columns],
+                         names=table.column_names)
+        if self.writer is None:
+            self.schema = table.schema
+            self.writer = pacsv.CSVWriter(self.partial, table.schema,
+                                          write_options=pacsv.WriteOptions(
+                                              quoting_style="needed"))
+        self.writer.write_table(table.cast(self.schema))
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if self.writer is None:
+            self.partial.write_text("", encoding="utf-8")
+        else:
+            self.writer.close()
+        if kind is None:
+            self.partial.replace(self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+
+class _XlsxOut:
+    """An XLSX written row by row in constant memory (xlsxwriter): bold frozen header,
+    autofilter, sized columns, numbers as numbers, money with its decimals, times as
+    date-times, text as text cells (never formulas)."""
+
+    def __init__(self, path: Path, sheet: str, all_text: bool = False) -> None:
+        import xlsxwriter  # only results need it
+
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.partial")
+        self.book = xlsxwriter.Workbook(str(self.partial), {
+            "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+            "strings_to_numbers": False})
+        self.sheet = self.book.add_worksheet(sheet)
+        self.all_text = all_text
+        self.header = self.book.add_format({"bold": True, "font_color": "#FFFFFF",
+                                            "bg_color": "#305496", "align": "center"})
+        self.money = self.book.add_format({"num_format": "0.00####"})
+        self.when = self.book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        self.columns: list[str] = []
+        self.row = 0
+        self.complete = True
+
+    def __enter__(self) -> _XlsxOut:
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if not self.columns:
+            self._start(frame)
+        if self.row + len(frame) > XLSX_MAX_ROWS:
+            self.complete = False
+            return
+        kinds = [self._kind(c) for c in self.columns]
+        for values in frame.itertuples(index=False, name=None):
+            self.row += 1
+            for col, (kind, value) in enumerate(zip(kinds, values, strict=True)):
+                self._cell(col, kind, value)
+
+    def _start(self, frame: pd.DataFrame) -> None:
+        self.columns = list(frame.columns)
+        for col, name in enumerate(self.columns):
+            sample = frame[name].head(1000).dropna().astype(str)
+            width = max(len(name), int(sample.str.len().max()) if len(sample) else 0, 8)
+            self.sheet.set_column(col, col, min(width, 60) + 2)
+            self.sheet.write_string(0, col, name, self.header)
+        self.sheet.freeze_panes(1, 0)
+
+    def _kind(self, column: str) -> str:
+        if self.all_text:
+            return "text"
+        if column in NUMBERS:
+            return "number"
+        if column in MONEY:
+            return "money"
+        return "time" if column == "sent_at" else "text"
+
+    def _cell(self, col: int, kind: str, value: Any) -> None:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return
+        if kind == "number":
+            self.sheet.write_number(self.row, col, int(value))
+        elif kind == "money":
+            self.sheet.write_number(self.row, col, float(Decimal(str(value))), self.money)
+        elif kind == "time":
+            stamp = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
+            self.sheet.write_datetime(self.row, col, stamp, self.when)
+        else:
+            self.sheet.write_string(self.row, col, str(value))
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if self.columns:
+            self.sheet.autofilter(0, 0, max(self.row, 1), len(self.columns) - 1)
+        from xlsxwriter.exceptions import FileCreateError
+
+        try:
+            self.book.close()
+        except FileCreateError as error:  # xlsxwriter's wrapper of the OSError
+            raise OSError(str(error)) from None
+        if kind is None and self.complete:
+            self.partial.replace(self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+            if kind is None:
+                self.path.unlink(missing_ok=True)  # an old, smaller one would mislead
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

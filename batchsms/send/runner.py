@@ -8,8 +8,12 @@ Policy lives here; provider adapters only translate the wire. The rules:
 - unknown (the request may have been processed) → the provider's status lookup, for a
   bounded time: found → ``sent``; not found → ``unknown``, never resent by this run; a
   lookup the provider refuses with a stop leaves it ``sending`` for the next run;
-- a result with ``stop`` (authentication, funds, quota, a paused sender) → no new
-  request; refused messages stay ``pending`` for the next run;
+- a result with ``stop`` (authentication, funds, quota, a paused sender, a connection
+  that cannot be made) → no new request; refused messages stay ``pending`` for the next run;
+- an error the provider's outcome table does not know (``Result.unrecognised``) is held
+  ``pending``: when ``UNRECOGNISED_STREAK`` consecutive recipients get the same one, it is
+  an account problem and the run stops with them pending; any other answer in between
+  shows it was that number's own, and the held recipients become ``failed``;
 - an interrupt stops new requests and lets those in flight finish; an abort cancels
   them and their recipients become ``unknown``.
 """
@@ -34,6 +38,7 @@ from batchsms.send.journal import (
     UNKNOWN,
     Change,
     Journal,
+    JournalError,
     Recipient,
 )
 from batchsms.send.journal_writer import JournalWriter
@@ -42,6 +47,7 @@ from batchsms.send.limiter import SlidingWindow
 T = TypeVar("T")
 LOOKUP_SKEW = 60.0  # look for messages from a little before our own clock said we sent them
 CHUNKS_PER_READ = 20  # pending recipients are read from the journal this many chunks at a time
+UNRECOGNISED_STREAK = 3  # consecutive recipients with the same unknown error stop the run
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ class Runner:
         self.interrupted = False
         self.aborted = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._held: list[tuple[Recipient, Result]] = []  # same unrecognised error, in a row
 
     # -- control ------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -131,6 +138,8 @@ class Runner:
                     self._spawn(self._resolve(recipient, None))
                 await self._send_pending()
                 await self._wait_all()
+                if self.stopped is None and not self.interrupted:
+                    await writer.commit(self._release_held(self.clock()))
             finally:
                 if self.aborted:
                     await writer.call(self.journal.sending_to_unknown,
@@ -188,7 +197,18 @@ class Runner:
         await asyncio.gather(*(self._request(batch) for batch in batches))
 
     async def _request(self, batch: list[Recipient]) -> None:
-        """Send one batch in one request, resending the throttled part while it is safe."""
+        """Send one batch in one request, resending the throttled part while it is safe.
+
+        A journal that cannot be written stops the run: no request goes out before its
+        ``sending`` mark is on disk, and a result that cannot be recorded leaves the
+        recipient ``sending``, which the next run looks up.
+        """
+        try:
+            await self._send_batch(batch)
+        except JournalError as error:
+            self._stop(str(error))
+
+    async def _send_batch(self, batch: list[Recipient]) -> None:
         throttles = 0
         while batch and not self.halted:
             async with self.slots, self.limiter.slot():
@@ -220,6 +240,10 @@ class Runner:
         for recipient, result in zip(batch, results, strict=True):
             if result.stop:
                 self._stop(result.stop)
+            if result.outcome is Outcome.FAILED and result.unrecognised and not result.stop:
+                changes += self._hold(recipient, result, now)
+                continue
+            changes += self._release_held(now)
             if result.outcome is Outcome.SENT:
                 changes.append(Change(recipient, SENT, now, result))
                 self.stats.sent += 1
@@ -229,9 +253,9 @@ class Runner:
             elif result.outcome is Outcome.FAILED:
                 changes.append(Change(recipient, FAILED, now, result))
                 self.stats.failed += 1
-            elif result.outcome is Outcome.THROTTLED:
+            elif result.outcome is Outcome.NOT_PROCESSED:
                 changes.append(Change(recipient, PENDING, now, result,
-                                      f"throttled: {result.error}"))
+                                      f"not sent: {result.error}"))
                 throttled.append(recipient)
                 if result.retry_after is not None:
                     wait = max(wait or 0.0, result.retry_after)
@@ -239,6 +263,29 @@ class Runner:
                 self._spawn(self._resolve(recipient, result))
         await self.writer.commit(changes)
         return throttled, wait
+
+    def _hold(self, recipient: Recipient, result: Result, now: float) -> list[Change]:
+        """Keep a recipient whose error the provider's table does not know pending, until
+        it is clear whether the error is that number's own or the whole account's."""
+        changes = [] if self._held and self._held[0][1].unrecognised == result.unrecognised \
+            else self._release_held(now)
+        self._held.append((recipient, result))
+        changes.append(Change(recipient, PENDING, now, result,
+                              f"held: {result.error} is an error batchsms does not know"))
+        if len(self._held) >= UNRECOGNISED_STREAK:
+            title = self.provider.rules.title
+            self._stop(f"{title} answered {len(self._held)} recipients in a row with "
+                       f"{result.error}, an error batchsms does not know: check the "
+                       f"{title} account (credentials, credit, sender) and its status page; "
+                       "those recipients stay pending and the next run sends them")
+            self._held = []
+        return changes
+
+    def _release_held(self, now: float) -> list[Change]:
+        """The held recipients' errors were their own: they fail (nothing was sent)."""
+        held, self._held = self._held, []
+        self.stats.failed += len(held)
+        return [Change(recipient, FAILED, now, result) for recipient, result in held]
 
     async def _nap(self, seconds: float, step: float = 0.25) -> None:
         """Sleep ``seconds``, waking early when the run is interrupted."""

@@ -8,6 +8,7 @@ journal says is left; ``campaign_status`` reads the journal.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,14 +16,18 @@ from decimal import Decimal
 from pathlib import Path
 
 from batchsms.errors import BatchsmsError, CampaignError, ExitCode
-from batchsms.plan.campaign import DEFAULT_REPORTS, Campaign, load_campaign, report_dir
+from batchsms.plan.campaign import Campaign, load_campaign, report_dir
 from batchsms.plan.phones import normalize_one
 from batchsms.plan.planner import Planner
 from batchsms.plan.pricing import PriceTable
 from batchsms.plan.totals import Totals
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
-from batchsms.send.journal import MESSAGED, PENDING, SENDING, UNKNOWN, Journal
+from batchsms.providers.credentials import environment, require
+from batchsms.send.accounts import Account, account_for, parse_key, sandbox_account
+from batchsms.send.journal import FAILED, MESSAGED, PENDING, SENDING, SENT, UNKNOWN, Journal
+from batchsms.send.lock import CampaignLock, Owner
+from batchsms.send.registry import Entry, Registry, SecondJournal
 from batchsms.send.runner import Runner, RunResult, SendSettings, Stats
 
 JOURNAL = "journal.sqlite"
@@ -36,6 +41,10 @@ class ChangedInputs(BatchsmsError):
     exit_code = ExitCode.UNUSABLE
 
 
+class AccountChanged(BatchsmsError):
+    exit_code = ExitCode.UNUSABLE
+
+
 @dataclass
 class PreparedSend:
     campaign: Campaign
@@ -45,6 +54,9 @@ class PreparedSend:
     created: bool  # the journal was made by this preparation
     changes: list[str]  # what changed since the first send (accepted)
     resent_unknown: int
+    account: Account | None = None
+    rehearsed: int = 0  # earlier sends that went to a rehearsal account (they do not count)
+    lock: CampaignLock | None = None
 
     @property
     def folder(self) -> Path:
@@ -56,6 +68,12 @@ class PreparedSend:
                 "already_sent": counts["sent"], "failed": counts["failed"],
                 "unknown": counts[UNKNOWN]}
 
+    def close(self) -> None:
+        """Close the journal and let other runs send this campaign."""
+        self.journal.close()
+        if self.lock:
+            self.lock.release()
+
     def discard(self) -> None:
         """The user declined: forget the plan this preparation wrote (test sends stay)."""
         keep_tests = self.created and bool(self.journal.tests())
@@ -65,6 +83,8 @@ class PreparedSend:
         if self.created and not keep_tests:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.journal.path}{suffix}").unlink(missing_ok=True)
+        if self.lock:
+            self.lock.release()
 
 
 def fingerprints(campaign: Campaign) -> dict[str, str]:
@@ -85,46 +105,165 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare_send(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS, *,
-                 accept_changes: bool = False, resend_unknown: bool = False) -> PreparedSend:
+def account_of(campaign: Campaign, environ: Mapping[str, str] | None = None) -> Account:
+    """The provider account this campaign sends through (credentials must be present)."""
+    config = campaign.provider
+    if config.sandbox:
+        return sandbox_account(config.name)
+    env = environment(config, environ)
+    for name in config.rules.credentials:
+        require(env, name, config)
+    return account_for(config.name, env)
+
+
+def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
+                 accept_changes: bool = False, resend_unknown: bool = False,
+                 message_again: bool = False, same_account: bool = False,
+                 environ: Mapping[str, str] | None = None) -> PreparedSend:
     """Plan the campaign and bring its journal up to date; nothing is sent yet.
 
-    Raises CampaignError for an unusable campaign, BudgetExceeded when the estimate is
+    Takes the campaign's lock (released by :meth:`PreparedSend.close`). Raises
+    CampaignError for an unusable campaign, CampaignBusy when another run holds the
+    lock, SecondJournal when the campaign already has a journal elsewhere for this
+    account (unless ``message_again``), AccountChanged when its messages went through
+    another real account (unless ``same_account``), BudgetExceeded when the estimate is
     over ``send.budget``, ChangedInputs when files changed since the first send and
-    ``accept_changes`` is not given.
+    ``accept_changes`` is not given, JournalError when the journal cannot be used.
     """
     campaign = load_campaign(campaign_path)
+    account = account_of(campaign, environ)
     planner = Planner(campaign)
     prints = fingerprints(campaign)
-    journal = Journal.open(report_dir(campaign, reports) / JOURNAL)
-    created = journal.is_new
+    path = report_dir(campaign, reports) / JOURNAL
+    lock = CampaignLock(path, _command())
+    lock.acquire()
     try:
-        changes = [] if created else _changes(journal.get("fingerprints"), prints)
-        if changes and not accept_changes:
+        journal = Journal.open(path, prices=planner.prices)
+    except BaseException:
+        lock.release()
+        raise
+    created = journal.is_new
+    prepared = PreparedSend(campaign, planner, Totals(planner.prices), journal, created, [], 0,
+                            account, 0, lock)
+    try:
+        journal.claim(campaign.name)
+        _claim_registry(campaign, account, path, message_again)
+        prepared.rehearsed = _adopt_account(journal, account, same_account)
+        prepared.changes = [] if created else _changes(journal.get("fingerprints"), prints)
+        if prepared.changes and not accept_changes:
             raise ChangedInputs(
                 f"{campaign.source}: changed since this campaign was first sent: "
-                f"{', '.join(changes)}. Recipients already messaged will never be messaged "
-                "again; run again with --accept-changes to send the new plan to the others, "
-                "or give the campaign a new name to start over")
-        totals = Totals(planner.prices)
-        with journal.transaction():
-            for chunk in planner.chunks():
-                totals.add(chunk.plan)
-                if created:
-                    journal.add_planned(chunk.plan)
-                elif changes:
-                    journal.replan(chunk.plan)
-            journal.put("fingerprints", prints)
-            journal.put("campaign", campaign.name)
-        _check_budget(campaign, totals)
-        resent = journal.resend_unknown() if resend_unknown else 0
+                f"{', '.join(prepared.changes)}. Recipients already messaged will never be "
+                "messaged again; run again with --accept-changes to send the new plan to the "
+                "others. (A new campaign name would start a new journal and message everyone "
+                "again, including those already messaged.)")
+        _plan_into(prepared, prints)
+        _check_budget(campaign, prepared.totals)
+        prepared.resent_unknown = journal.resend_unknown() if resend_unknown else 0
     except BaseException:
-        if created:
-            PreparedSend(campaign, planner, Totals(planner.prices), journal, True, [], 0).discard()
-        else:
-            journal.close()
+        prepared.discard() if created else prepared.close()
         raise
-    return PreparedSend(campaign, planner, totals, journal, created, changes, resent)
+    journal.sender, journal.account = campaign.provider.sender, account.key
+    return prepared
+
+
+def _plan_into(prepared: PreparedSend, prints: dict[str, str]) -> None:
+    journal, planner = prepared.journal, prepared.planner
+    with journal.transaction():
+        for number, chunk in enumerate(planner.chunks()):
+            prepared.totals.add(chunk.plan)
+            if prepared.created:
+                journal.add_planned(chunk.plan, planner.prices)
+            elif prepared.changes:
+                journal.replan(chunk.plan, planner.prices)
+            journal.set_skipped(chunk.plan, first=number == 0)
+        journal.put("fingerprints", prints)
+        journal.put("campaign_file", str(prepared.campaign.source))
+        journal.put("provider", prepared.campaign.provider.name)
+        journal.put("totals", prepared.totals.to_dict())
+
+
+def _claim_registry(campaign: Campaign, account: Account, path: Path, again: bool) -> None:
+    if not account.counts:
+        return  # a rehearsal reaches nobody: a second journal cannot double a message
+    registry = Registry.open()
+    try:
+        others = registry.claim(campaign.name, account.key, path, campaign.source, again=again)
+    finally:
+        registry.close()
+    if others and not again:
+        raise SecondJournal(
+            f"{campaign.source}: campaign {campaign.name!r} already has a journal for "
+            f"{account.describe()}: {_describe_journals(others)}. Sending from here would start "
+            "a second journal and message everyone again. Run it where that journal is (same "
+            "--reports folder), or, if you really want every recipient messaged again through "
+            "this account, pass --message-everyone-again")
+
+
+def _describe_journals(entries: list[Entry]) -> str:
+    parts = []
+    for entry in entries:
+        try:
+            other = Journal.open(entry.journal, readonly=True)
+            try:
+                counts, runs = other.counts(), other.runs()
+            finally:
+                other.close()
+            when = _day(runs[-1][1]) if runs else "never run"
+            held = f"{counts[SENT]} sent, {counts[PENDING]} pending, last run {when}"
+        except BatchsmsError:
+            held = "unreadable"
+        parts.append(f"{entry.journal} ({held})")
+    return "; ".join(parts)
+
+
+def _adopt_account(journal: Journal, account: Account, same_account: bool) -> int:
+    """Make ``account`` the journal's; returns how many rehearsal sends were set aside."""
+    before = journal.get("account")
+    if before is None or before == account.key:
+        if before is None:
+            with journal.transaction():
+                journal.put("account", account.key)
+        return 0
+    previous = parse_key(before)
+    went_out = sum(journal.counts()[s] for s in (SENDING, SENT, FAILED, UNKNOWN))
+    if not previous.counts:
+        return journal.switch_account(account.key) if went_out else _put_account(journal,
+                                                                                 account)
+    if went_out and not account.counts:
+        raise AccountChanged(
+            f"{journal.path}: {went_out} messages of this campaign went out through "
+            f"{previous.describe()}; a rehearsal through {account.describe()} now would mark "
+            "the remaining recipients as sent without reaching them. Rehearse under another "
+            "campaign name or --reports folder")
+    if went_out and previous.provider == account.provider and not same_account:
+        raise AccountChanged(
+            f"{journal.path}: {went_out} messages of this campaign went out through "
+            f"{previous.describe()}, but the credentials now belong to {account.describe()}. "
+            "If this is the same account with a new key, run again with --same-account (those "
+            "recipients are not messaged again). To message everyone again through the new "
+            "account, give the campaign a new name")
+    if went_out and previous.provider != account.provider:
+        raise AccountChanged(
+            f"{journal.path}: {went_out} messages of this campaign went out through "
+            f"{previous.describe()}; this campaign now names provider {account.provider}. "
+            "Recipients already messaged are never messaged again by this campaign: to send "
+            "through another provider, give the campaign a new name")
+    return _put_account(journal, account)
+
+
+def _put_account(journal: Journal, account: Account) -> int:
+    with journal.transaction():
+        journal.put("account", account.key)
+    return 0
+
+
+def _command() -> str:
+    return " ".join(["batchsms", *sys.argv[1:]])[:300] if sys.argv else "batchsms"
+
+
+def _day(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(seconds))
 
 
 def _changes(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
@@ -159,7 +298,7 @@ async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = No
     ``settings`` overrides what the campaign's ``send`` section says (tests, benchmarks).
     """
     journal = prepared.journal
-    run = journal.start_run(time.time())
+    run = journal.start_run(time.time(), _command())
     result: RunResult | None = None
     try:
         async with connect(prepared.campaign.provider, environ) as connection:
@@ -184,28 +323,34 @@ class TestSend:
 
 
 async def send_test(campaign_path: str | Path, to: str, row: int | None = None,
-                    reports: Path = DEFAULT_REPORTS,
+                    reports: Path | None = None,
                     environ: Mapping[str, str] | None = None) -> TestSend:
     """Send the text rendered for ``row`` (default: the first sendable row) to ``to`` only.
 
-    Recorded as a test in the journal: it never counts as that row's message and never
-    changes what a send or a resume does.
+    Recorded as a test in the journal (under the campaign's lock): it never counts as that
+    row's message and never changes what a send or a resume does.
     """
     campaign = load_campaign(campaign_path)
     number = normalize_one(to, campaign.contacts.default_region)
     if number.e164 is None:
         raise CampaignError(f"--test-to {to!r}: {number.reason}")
+    account = account_of(campaign, environ)
     chosen = _test_row(campaign, Planner(campaign), row)
-    journal = Journal.open(report_dir(campaign, reports) / JOURNAL)
-    try:
-        test = journal.add_test(chosen[0], number.e164, chosen[1], time.time())
-        async with connect(campaign.provider, environ) as connection:
-            [result] = await connection.provider.send([Message(chosen[0], number.e164,
-                                                               chosen[1])])
-        state = {Outcome.SENT: "sent", Outcome.FAILED: "failed"}.get(result.outcome, "unknown")
-        journal.finish_test(test, state, result.message_id, result.error)
-    finally:
-        journal.close()
+    path = report_dir(campaign, reports) / JOURNAL
+    with CampaignLock(path, _command()):
+        journal = Journal.open(path, prices=PriceTable.from_config(campaign.pricing))
+        try:
+            journal.claim(campaign.name)
+            journal.account = account.key
+            test = journal.add_test(chosen[0], number.e164, chosen[1], time.time())
+            async with connect(campaign.provider, environ) as connection:
+                [result] = await connection.provider.send([Message(chosen[0], number.e164,
+                                                                   chosen[1])])
+            state = {Outcome.SENT: "sent", Outcome.FAILED: "failed"}.get(result.outcome,
+                                                                         "unknown")
+            journal.finish_test(test, state, result.message_id, result.error)
+        finally:
+            journal.close()
     return TestSend(chosen[0], number.e164, chosen[1], result)
 
 
@@ -227,28 +372,72 @@ def _test_row(campaign: Campaign, planner: Planner, row: int | None) -> tuple[in
 class CampaignStatus:
     campaign: Campaign
     counts: dict[str, int]
-    cost_so_far: Decimal  # estimated cost of messages that went out or may have
-    currency: str
+    costs: dict[str, Decimal]  # estimated cost of messages that went out or may have
     runs: list[tuple[int, float, float | None, str | None]]
     journal_path: Path
+    planned: bool = True  # False when only test sends were made
+    tests: int = 0
+    account: str | None = None
+    rehearsed: int = 0
+    running: Owner | None = None  # the run sending right now, if any
+
+    @property
+    def cost_so_far(self) -> Decimal:
+        return sum(self.costs.values(), Decimal(0))
+
+    @property
+    def currency(self) -> str:
+        return " / ".join(self.costs) or self.campaign.pricing.currency
 
     @property
     def complete(self) -> bool:
-        return self.counts[PENDING] == 0 and self.counts[SENDING] == 0
+        return self.planned and self.counts[PENDING] == 0 and self.counts[SENDING] == 0
 
 
-def campaign_status(campaign_path: str | Path, reports: Path = DEFAULT_REPORTS) -> CampaignStatus:
-    """What the journal says; raises CampaignError when the campaign was never sent."""
+def campaign_status(campaign_path: str | Path, reports: Path | None = None) -> CampaignStatus:
+    """What the journal says, read-only (it works while a send is running).
+
+    Raises CampaignError when the campaign was never sent.
+    """
     campaign = load_campaign(campaign_path)
     path = report_dir(campaign, reports) / JOURNAL
     if not path.is_file():
         raise CampaignError(f"{campaign.source}: this campaign has not been sent yet (no journal "
-                            f"at {path}). Run batchsms dry-run, then batchsms send")
-    journal = Journal.open(path)
+                            f"at {path}){_elsewhere(campaign.name)}. Run batchsms dry-run, then "
+                            "batchsms send")
+    lock = CampaignLock(path, "status")
+    running = lock.holder() if lock.is_held() else None
+    journal = _open_for_status(path, campaign)
     try:
-        prices = PriceTable.from_config(campaign.pricing)
-        return CampaignStatus(campaign, journal.counts(),
-                              prices.money(journal.cost_units(MESSAGED)), prices.currency,
-                              journal.runs(), path)
+        account = journal.get("account")
+        return CampaignStatus(
+            campaign, journal.counts(), journal.cost(MESSAGED), journal.runs(), path,
+            journal.planned, len(journal.tests()),
+            None if account is None else parse_key(account).describe(),
+            sum(n for _, n in journal.rehearsed()), running)
     finally:
         journal.close()
+
+
+def _open_for_status(path: Path, campaign: Campaign) -> Journal:
+    try:
+        return Journal.open(path, readonly=True)
+    except BatchsmsError:
+        # an older journal: upgrade it first (only when no run holds it)
+        with CampaignLock(path, "status"):
+            Journal.open(path, prices=PriceTable.from_config(campaign.pricing)).close()
+        return Journal.open(path, readonly=True)
+
+
+def _elsewhere(name: str) -> str:
+    """Where else this campaign has journals, from the registry (a hint, never fatal)."""
+    try:
+        registry = Registry.open()
+        try:
+            found = [p for (p,) in registry.db.execute(
+                "SELECT DISTINCT journal FROM journals WHERE campaign = ?", (name,))]
+        finally:
+            registry.close()
+    except BatchsmsError:
+        return ""
+    return f"; a campaign named {name!r} has a journal at {', '.join(found)}" if found else ""

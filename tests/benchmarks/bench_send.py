@@ -290,7 +290,7 @@ def profile(campaign: Path, reports: Path, top: int) -> None:
     result = asyncio.run(execute(prepared, {**os.environ, **CREDENTIALS}))
     profiler.disable()
     seconds = time.perf_counter() - started
-    prepared.journal.close()
+    prepared.close()
     print(f"\n  cProfile of the sending phase: {result.stats.sent:,} sent in {seconds:.2f} s")
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
