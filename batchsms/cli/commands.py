@@ -221,7 +221,8 @@ def _finish(prepared: Any, result: Any) -> int:
     try:
         files = write_results(prepared.campaign, prepared.journal, prepared.folder)
         write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
-                     SendView(files.summary_data, files.failures, files.timeline))
+                     SendView(files.summary_data, files.failures, files.timeline,
+                              files.unknowns))
     finally:
         prepared.close()
     click.echo(send_outcome(files.summary_data, files, result))

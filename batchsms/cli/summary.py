@@ -47,8 +47,10 @@ def dry_run_text(result: DryRun, title: str = "dry run") -> str:
     lines += _skipped(result)
     lines += _top(result)
     if result.csv_path is not None:
+        page = result.csv_path.with_name("report.html")
         lines += ["", f"Every row: {result.csv_path}",
-                  f"Charts and tables: {result.csv_path.with_name('report.html')}"]
+                  f"Charts and tables: {page}" + (" (kept as the send wrote it: this campaign "
+                                                  "was sent)" if result.report_kept else "")]
     return "\n".join(lines)
 
 

@@ -20,13 +20,15 @@ class DryRun:
     totals: Totals
     csv_path: Path | None  # None for ``check``, which writes nothing
     problems: tuple[str, ...] = ()  # what send would stop on (``check`` only)
+    report_kept: bool = False  # report.html shows a send's outcomes and was left as it was
 
 
 def dry_run(campaign_path: str | Path, reports: Path | None = None,
             chunk_rows: int = 250_000, *, write: bool = True) -> DryRun:
     """Plan the campaign and total it; write ``<reports>/<name>/dry-run.csv`` and
     ``report.html`` unless ``write`` is false (``reports`` overrides the campaign's
-    ``reports:`` folder). Raises CampaignError when the campaign
+    ``reports:`` folder). Once the campaign was sent, report.html keeps the send's
+    outcomes and is not replaced. Raises CampaignError when the campaign
     cannot be used."""
     campaign = load_campaign(campaign_path)
     planner = Planner(campaign, chunk_rows=chunk_rows)
@@ -41,8 +43,11 @@ def dry_run(campaign_path: str | Path, reports: Path | None = None,
         for chunk in planner.chunks():
             totals.add(chunk.plan)
             csv.write(chunk.plan)
-    write_report(folder / "report.html", campaign, totals)
-    return DryRun(campaign, totals, path)
+    # After a send, report.html tells the send's story; a plan-only page would hide it.
+    kept = (folder / "summary.json").is_file() and (folder / "report.html").is_file()
+    if not kept:
+        write_report(folder / "report.html", campaign, totals)
+    return DryRun(campaign, totals, path, report_kept=kept)
 
 
 def check(campaign_path: str | Path, environ: Mapping[str, str] | None = None) -> DryRun:
