@@ -12,7 +12,7 @@ CAMPAIGN = """\
 # {name}: a batchsms campaign. Every key is explained; the commented ones are optional.
 # Try it:  batchsms check {folder}/{name}.yaml
 #          batchsms preview {folder}/{name}.yaml
-#          batchsms dry-run {folder}/{name}.yaml     (then open reports/{name}/report.html)
+#          batchsms dry-run {folder}/{name}.yaml     (then open {folder}/reports/{name}/report.html)
 #          batchsms send {folder}/{name}.yaml        (sandbox: nothing leaves this machine)
 name: {name}                       # letters, digits, '-' and '_'; names the report folder
 

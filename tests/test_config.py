@@ -146,7 +146,7 @@ def test_rate_parses():
 
 def test_provider_option_of_another_provider_is_rejected():
     text = GOOD.replace("sender: MJPilot", "sender: MJPilot\n  flash: true")
-    assert "flash is an option of the txty provider only" in problems(text)
+    assert "flash is an option of the txty and txty6 providers only" in problems(text)
 
 
 def test_load_campaign_reports_missing_files_with_their_keys(tmp_path):

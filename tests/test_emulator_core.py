@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 from hypothesis import given, settings
@@ -20,6 +23,7 @@ from batchsms.emulator.core import (
     redact_params,
     segment_count,
 )
+from batchsms.emulator.segments import count as own_count
 from batchsms.plan.charsets import GSM_BASIC, GSM_EXTENSION
 from batchsms.plan.segments import count
 
@@ -51,7 +55,8 @@ def test_a_fault_without_nth_hits_every_request():
 
 def test_only_accepting_faults_record_the_message():
     assert {k for k in FaultKind if k.records} == {
-        FaultKind.ACCEPT_THEN_ERROR, FaultKind.ACCEPT_THEN_DROP, FaultKind.SLOW}
+        FaultKind.ACCEPT_THEN_ERROR, FaultKind.ACCEPT_THEN_DROP, FaultKind.SLOW,
+        FaultKind.ACCEPT_THEN_CLOSE, FaultKind.ACCEPT_THEN_HTML, FaultKind.ACCEPT_THEN_EMPTY}
 
 
 def test_rate_limit_holds_over_any_sliding_window():
@@ -135,3 +140,12 @@ async def test_the_request_log_redacts_credentials_whenever_it_is_read():
     assert request.headers["x-other"] == "seen" and request.headers["host"] == "emulator"
     assert served == [request.as_dict()] and served[0]["at"] == request.at
     assert "s3cr3t" not in repr(state.requests) and "t0k" not in repr(state.requests)
+
+
+def test_the_emulators_own_segment_count_matches_every_golden_vector() -> None:
+    golden = json.loads((Path(__file__).parent / "fixtures/segments_golden.json")
+                        .read_text(encoding="utf-8"))
+    vectors = [v for v in golden["vectors"] if not v["smart"]]
+    assert len(vectors) > 300
+    for vector in vectors:
+        assert own_count(vector["text"]) == (vector["segments"], vector["encoding"]), vector

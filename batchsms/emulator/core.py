@@ -7,13 +7,16 @@ calls into one :class:`EmulatorState` for what is common:
 - ``state.log_request(request)`` on every request (the request log tests assert on; it
   keeps the raw request and redacts credentials when read);
 - ``state.next_fault()`` once per send request, before processing: a fault of kind
-  THROTTLE / ERROR / DROP means "answer that way and record nothing";
-  ACCEPT_THEN_ERROR / ACCEPT_THEN_DROP / SLOW mean "record the message, then misbehave"
+  THROTTLE / ERROR / DROP / CLOSE means "answer that way and record nothing";
+  ACCEPT_THEN_ERROR / _DROP / _CLOSE / _HTML / _EMPTY and SLOW mean "record the message,
+  then misbehave" (a 5xx, a dropped body, a connection closed before the status line, a
+  200 HTML page or empty body: no evidence of the message)
   (:func:`refuse_before_processing` and :func:`misbehave_after_accept` give the answers);
 - ``state.take_rate(account)`` for the provider's rate limit over a sliding window;
 - ``state.accept(...)`` to record a message the provider accepted;
 - ``state.script_for(number)`` for the outcome a test scripted for a destination;
-- :func:`segment_count` for a text's segments, as ``batchsms.plan.segments.count`` counts them.
+- :func:`segment_count` for a text's segments, counted by the emulators' own code
+  (``emulator/segments.py``, held to the golden vectors), not the code they referee.
 
 The control interface (for tests and rehearsals) is mounted at ``/__emulator``:
 
@@ -21,7 +24,9 @@ The control interface (for tests and rehearsals) is mounted at ``/__emulator``:
 - ``POST /__emulator/accounts``  ``{"credential": "...", "balance": "10.00", ...}``
 - ``POST /__emulator/scripts``   ``{"number": "+4512345678", "outcome": "fail", "error": "..."}``
 - ``POST /__emulator/faults``    ``{"kind": "accept_then_error", "nth": 3}``
-- ``POST /__emulator/config``    ``{"rate": {"count": 60, "per": 60}, ...}``
+- ``POST /__emulator/config``    ``{"rate": {"count": 60, "per": 60}, ...}``; every emulator
+  takes ``{"account_error": CODE}``: an error its documentation does not list, answered
+  to every send of every account (``null`` clears it)
 - ``GET  /__emulator/records``   every accepted message
 - ``GET  /__emulator/requests``  every request received (credentials redacted)
 """
@@ -46,8 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchsms.plan.charsets import GSM_BASIC
-from batchsms.plan.segments import GSM7, count
+from batchsms.emulator import segments
 
 
 class FaultKind(StrEnum):
@@ -57,10 +61,16 @@ class FaultKind(StrEnum):
     ACCEPT_THEN_ERROR = "accept_then_error"  # recorded, then a 5xx
     ACCEPT_THEN_DROP = "accept_then_drop"  # recorded, then the connection drops
     SLOW = "slow"  # recorded, answered only after ``delay`` seconds
+    CLOSE = "close"  # the connection closes before the status line; nothing recorded
+    ACCEPT_THEN_CLOSE = "accept_then_close"  # recorded, then closed before the status line
+    ACCEPT_THEN_HTML = "accept_then_html"  # recorded, then a 200 HTML page (a portal, a proxy)
+    ACCEPT_THEN_EMPTY = "accept_then_empty"  # recorded, then a 200 with an empty body
 
     @property
     def records(self) -> bool:
-        return self in {FaultKind.ACCEPT_THEN_ERROR, FaultKind.ACCEPT_THEN_DROP, FaultKind.SLOW}
+        return self in {FaultKind.ACCEPT_THEN_ERROR, FaultKind.ACCEPT_THEN_DROP, FaultKind.SLOW,
+                        FaultKind.ACCEPT_THEN_CLOSE, FaultKind.ACCEPT_THEN_HTML,
+                        FaultKind.ACCEPT_THEN_EMPTY}
 
 
 @dataclass
@@ -77,6 +87,9 @@ class ScriptedOutcome(StrEnum):
     FAIL = "fail"  # accepted, then failed delivery with ``error``
     PENDING = "pending"  # accepted, stays pending
     REJECT = "reject"  # refused at send time with the provider error ``error``
+    # processed and recorded, yet answered with the error ``error`` (Voximplant's 515
+    # "the same operation has been performed recently" after it had sent the SMS)
+    ACCEPT_THEN_REJECT = "accept_then_reject"
 
 
 @dataclass
@@ -182,8 +195,49 @@ class DroppedResponse(Response):
         raise ConnectionDropped()
 
 
+class ClosedResponse(Response):
+    """Close the connection before a status line is sent.
+
+    Served by uvicorn, the server's transport (found behind the ``send`` callable that
+    Starlette's middleware wrap) is closed, so the client reads end-of-stream where the
+    status line should be (httpx: ``RemoteProtocolError: Server disconnected without
+    sending a response``); mounted in process, that same httpx exception is raised.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=500)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        transport = _server_transport(send)
+        if transport is None:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        transport.close()
+
+
+def _server_transport(send: Any) -> Any:
+    """The asyncio transport of uvicorn's request cycle behind ``send``, if any."""
+    seen: set[int] = set()
+    stack = [send]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        transport = getattr(getattr(current, "__self__", None), "transport", None)
+        if transport is not None:
+            return transport
+        for cell in getattr(current, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            if callable(value):
+                stack.append(value)
+    return None
+
+
 _SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
-_GSM_BASIC = frozenset(GSM_BASIC)
+_GSM_BASIC = segments.BASIC - {"\x1b"}
 _SINGLE, _PART = 160, 153  # GSM-7 septets in a single segment, and in each part of several
 _URL_PARTS = ("scheme", "server", "path", "query_string", "headers")
 _SECRET_PARAMS = re.compile(r"((?:^|[&?])(?:key|pass|password|token|api_key)=)[^&]*")
@@ -332,17 +386,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def segment_count(text: str) -> tuple[int, str]:
-    """``(segments, encoding)`` of ``text`` exactly as :func:`batchsms.plan.segments.count` gives.
+    """``(segments, encoding)`` of ``text``, by the emulators' own count.
 
     A text of GSM basic characters only (the common case) is counted directly: each is one
-    grapheme of 7 bits, so 160 fit one segment and 153 each part beyond; any other text
-    goes through the reference.
+    grapheme of 7 bits, so 160 fit one segment and 153 each part beyond.
     """
     if _GSM_BASIC.issuperset(text):
         size = len(text)
-        return (1 if size <= _SINGLE else -(-size // _PART)), GSM7
-    counted = count(text)
-    return counted.segments, counted.encoding
+        return (1 if size <= _SINGLE else -(-size // _PART)), segments.GSM7
+    return segments.count(text)
 
 
 def server_error_page(status: int) -> Response:
@@ -363,6 +415,8 @@ def refuse_before_processing(fault: Fault, throttled: Callable[[], Response],
         return throttled()
     if fault.kind is FaultKind.DROP:
         return DroppedResponse()
+    if fault.kind is FaultKind.CLOSE:
+        return ClosedResponse()
     return server_error(fault.status)
 
 
@@ -375,6 +429,13 @@ async def misbehave_after_accept(fault: Fault | None, respond: Response) -> Resp
         return respond
     if fault.kind is FaultKind.ACCEPT_THEN_DROP:
         return DroppedResponse()
+    if fault.kind is FaultKind.ACCEPT_THEN_CLOSE:
+        return ClosedResponse()
+    if fault.kind is FaultKind.ACCEPT_THEN_HTML:
+        return Response("<html><body><h1>Welcome</h1><p>Sign in to continue.</p></body></html>",
+                        status_code=200, media_type="text/html")
+    if fault.kind is FaultKind.ACCEPT_THEN_EMPTY:
+        return Response(b"", status_code=200)
     return Response("<html><body><h1>500 Internal Server Error</h1></body></html>",
                     status_code=fault.status, media_type="text/html")
 

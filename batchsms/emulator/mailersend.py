@@ -42,6 +42,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -60,7 +61,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
-from batchsms.plan.campaign import ProviderConfig
+from batchsms.providers.settings import ProviderConfig
 
 SANDBOX_KEY = "mlsn.sandbox-key"
 DEFAULT_RATE = (60, 60.0)
@@ -115,6 +116,13 @@ def make_account(body: dict[str, Any]) -> Account:
     )
 
 
+def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
+    """``batchsms emulator``'s MailerSend: one account, any sender."""
+    app = create_app()
+    app.state.emulator.accounts["rehearsal-key"] = make_account({"credential": "rehearsal-key"})
+    return app, {"MAILERSEND_API_KEY": "rehearsal-key"}
+
+
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:
     """An in-process MailerSend whose one account owns ``config.sender``, with no quota."""
     state = EmulatorState("mailersend", default_rate=DEFAULT_RATE)
@@ -167,6 +175,9 @@ class _Api:
     # -- endpoints -------------------------------------------------------------------------
     async def send(self, request: Request, account: Account, body: bytes) -> Response:
         payload = _object(body)
+        if self.state.config.get("account_error") is not None:  # e.g. "text"
+            field = str(self.state.config["account_error"])
+            _raise_if({field: [f"The {field} field is invalid."]})
         _raise_if(_validate(self.state, account, payload))
         sender, numbers, text = payload["from"], payload["to"], payload["text"]
         data = _personal_data(payload.get("personalization"))

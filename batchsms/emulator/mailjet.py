@@ -29,6 +29,7 @@ import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -48,7 +49,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
-from batchsms.plan.campaign import ProviderConfig
+from batchsms.providers.settings import ProviderConfig
 
 SANDBOX_TOKEN = "mailjet-sandbox-token"
 DEFAULT_DAILY_PARTS = 200
@@ -155,6 +156,14 @@ def make_account(body: dict[str, Any]) -> Account:
     )
 
 
+def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
+    """``batchsms emulator``'s Mailjet: one unlimited account, any sender."""
+    app = create_app()
+    app.state.emulator.accounts["rehearsal-token"] = make_account(
+        {"credential": "rehearsal-token", "daily_limit": None})
+    return app, {"MAILJET_SMS_TOKEN": "rehearsal-token"}
+
+
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:
     """An emulator with one funded, unlimited account, and the env that authenticates to it."""
     state = EmulatorState("mailjet")
@@ -174,6 +183,11 @@ class _Api:
             return refuse_before_processing(fault, self._throttled, _server_error)
         try:
             account = self._authorize(request)
+            if self.state.config.get("account_error") is not None:
+                raise _Refusal(JSONResponse({
+                    "ErrorIdentifier": str(uuid.uuid4()),
+                    "ErrorCode": str(self.state.config["account_error"]), "StatusCode": 400,
+                    "ErrorMessage": "Undocumented error."}, status_code=400))
             record = self._accept(account, _payload(body, self._config("max_payload_mb", 1)))
         except _Refusal as refusal:
             return refusal.response

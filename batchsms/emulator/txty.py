@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,8 +41,8 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
-from batchsms.plan.campaign import ProviderConfig
-from batchsms.providers.rules import RULES
+from batchsms.providers.registry import PROVIDERS
+from batchsms.providers.settings import ProviderConfig
 
 PREFIX = "/api/4"
 ERRORS = {  # [INF] v4 documents EMPTY_RECIPIENT and USER_NOT_FOUND only
@@ -119,6 +120,8 @@ class TxtyEmulator:
             return _auth_error("sms", params)
         if not self.state.take_rate(account.credential):
             return self._throttled()
+        if self.state.config.get("account_error") is not None:
+            return _error(str(self.state.config["account_error"]), {})
         refused = self._refusal(params, account)
         if refused is not None:
             return _error(*refused)
@@ -133,7 +136,7 @@ class TxtyEmulator:
             return self._code("invalid_recipient"), {"msisdn": msisdn}
         if not sender:
             return self._code("empty_sender"), {"sender": None}
-        if not RULES["txty"].sender_ok(sender) or (account.senders is not None
+        if not PROVIDERS["txty"].rules.sender_ok(sender) or (account.senders is not None
                                                     and sender not in account.senders):
             return self._code("invalid_sender"), {"sender": sender}
         if not params.get("text"):
@@ -235,6 +238,14 @@ def make_account(body: dict[str, Any]) -> Account:
         senders=None if senders is None else frozenset(senders),
         extra={"key": key},
     )
+
+
+def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
+    """``batchsms emulator``'s TXTY v4: one account with unlimited credit, any sender."""
+    app = create_app()
+    app.state.emulator.accounts["rehearsal"] = make_account(
+        {"credential": "rehearsal", "key": "rehearsal-key"})
+    return app, {"TXTY_USER": "rehearsal", "TXTY_KEY": "rehearsal-key"}
 
 
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:

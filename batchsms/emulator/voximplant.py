@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,7 +49,7 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
-from batchsms.plan.campaign import ProviderConfig
+from batchsms.providers.settings import ProviderConfig
 
 HISTORY_DATE = "%Y-%m-%d %H:%M:%S"
 MAX_BODY = 765
@@ -105,10 +106,15 @@ class VoximplantEmulator:
             return account
         if not self.state.take_rate(account.credential):
             return self._throttled()
+        if self.state.config.get("account_error") is not None:
+            return self._error(int(self.state.config["account_error"]), "Undocumented error")
         refusal = self._refusal(account, params)
         if refusal is not None:
             return refusal
         record = self._accept(account, params)
+        script = self.state.script_for(params["destination"])
+        if script.outcome is ScriptedOutcome.ACCEPT_THEN_REJECT:
+            return self._error(_code(script.error, 515))
         answer = JSONResponse({"result": 1, "message_id": int(record.id),
                                "fragments_count": record.segments})
         return await misbehave_after_accept(fault, answer)
@@ -326,6 +332,20 @@ def make_account(body: dict[str, Any]) -> Account:
         senders=None if senders is None else frozenset(str(s).lstrip("+") for s in senders),
         extra={k: v for k, v in extra.items() if v is not None},
     )
+
+
+def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
+    """``batchsms emulator``'s Voximplant: one account, any sender; its service-account
+    credentials (a throwaway key) are written to ``folder``."""
+    private_pem, public_pem = _sandbox_key()
+    app = create_app()
+    app.state.emulator.accounts["rehearsal-key-id"] = make_account(
+        {"credential": "rehearsal-key-id", "account_id": 1, "public_key": public_pem})
+    credentials = folder / "voximplant-credentials.json"
+    credentials.write_text(json.dumps({"account_email": "rehearsal@batchsms.invalid",
+                                       "account_id": 1, "key_id": "rehearsal-key-id",
+                                       "private_key": private_pem}), encoding="utf-8")
+    return app, {"VOXIMPLANT_CREDENTIALS": str(credentials)}
 
 
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:

@@ -25,7 +25,9 @@ from pydantic import (
 )
 
 from batchsms.errors import CampaignError, located, not_utf8
-from batchsms.providers.rules import RULES, Rate
+from batchsms.providers.registry import PROVIDERS
+from batchsms.providers.rules import Rate
+from batchsms.providers.settings import ProviderConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$")
@@ -54,9 +56,14 @@ def _region(value: str | None) -> str | None:
     return region
 
 
-def _sender_detail(allowed: Any, sender: str) -> str:
+def _sender_detail(root: yaml.Node, sender: str) -> str:
     """What exactly is wrong with a refused sender, found by asking the provider's rule
     about shorter or cleaner versions of it (the rule itself is the only source of truth)."""
+    name, _, _ = _node_at(root, ("provider", "name"))
+    entry = PROVIDERS.get(name.value) if isinstance(name, yaml.ScalarNode) else None
+    if entry is None:
+        return ""
+    allowed = entry.rules.sender_ok
     cleaned = "".join(c for c in sender if c.isascii() and c.isalnum())
     if cleaned != sender and cleaned and allowed(cleaned):
         bad = sorted({repr(c) for c in sender if not (c.isascii() and c.isalnum())})
@@ -93,46 +100,6 @@ class TemplateConfig(Strict):
         if (self.path is None) == (self.text is None):
             raise ValueError("give exactly one of template.path and template.text")
         return self
-
-
-class ProviderConfig(Strict):
-    name: Literal["mailjet", "mailersend", "voximplant", "txty"]
-    sender: str
-    sandbox: bool = False
-    base_url: str | None = None
-    timeout: float = Field(default=30.0, gt=0, le=600)
-    env: dict[str, str] = Field(default_factory=dict)
-    env_file: Path | None = None
-    store_body: bool | None = None  # voximplant only
-    flash: bool | None = None  # txty only
-
-    _env_file = field_validator("env_file")(_relative)
-
-    @field_validator("sender")
-    @classmethod
-    def _sender_rule(cls, value: str, info: ValidationInfo) -> str:
-        sender = value.strip()
-        name = info.data.get("name")
-        problem = RULES[name].sender_problem(sender) if name else None
-        if problem:
-            raise ValueError(f"{problem}{_sender_detail(RULES[name].sender_ok, sender)}")
-        return sender
-
-    @model_validator(mode="after")
-    def _provider_options(self) -> ProviderConfig:
-        rules = RULES[self.name]
-        unknown = set(self.env) - set(rules.credentials)
-        if unknown:
-            raise ValueError(f"provider.env renames {sorted(unknown)}, but {rules.title} reads "
-                             f"only {list(rules.credentials)}")
-        for option, owner in (("store_body", "voximplant"), ("flash", "txty")):
-            if getattr(self, option) is not None and self.name != owner:
-                raise ValueError(f"{option} is an option of the {owner} provider only")
-        return self
-
-    @property
-    def rules(self):
-        return RULES[self.name]
 
 
 # A price per segment: exact, finite, and within a sane range, so that no total can
@@ -371,6 +338,8 @@ def _explain(error: dict[str, Any], source: Path, root: yaml.Node) -> str:
         message = _WORDING[kind].format(**ctx)
     else:
         message = error["msg"].removeprefix("Value error, ")
+    if loc == ("provider", "sender") and kind == "value_error" and isinstance(value, str):
+        message += _sender_detail(root, value.strip())
     shown = written if written is not None else _plain(value)
     numeric = re.fullmatch(r"[-+]?[0-9._]*([eE][-+]?[0-9]+)?", str(shown)) is not None
     shown = f"'{shown}'" if isinstance(value, str) and not numeric else shown

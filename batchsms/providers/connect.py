@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers.base import Provider
 from batchsms.providers.credentials import environment
+from batchsms.providers.settings import ProviderConfig
 from batchsms.providers.transport import HttpxTransport, Timeouts, network_client
 
 if TYPE_CHECKING:  # the emulators are imported only when the sandbox needs one
@@ -40,10 +39,10 @@ async def connect(config: ProviderConfig, environ: Mapping[str, str] | None = No
     send): no network and no credentials. Otherwise credentials come from the environment
     (or ``provider.env_file``); a missing one is a CampaignError naming it.
     """
-    module = importlib.import_module(f"batchsms.providers.{config.name}")
+    module = config.provider.client_module()
     emulator: EmulatorState | None = None
     if config.sandbox:
-        app, env = importlib.import_module(f"batchsms.emulator.{config.name}").sandbox(config)
+        app, env = config.provider.emulator_module().sandbox(config)
         emulator = app.state.emulator
         limit = timeouts(config)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from batchsms.errors import CampaignError
-from batchsms.plan.campaign import ProviderConfig
+from batchsms.providers.settings import ProviderConfig
 
 
 def read_env_file(path: Path) -> dict[str, str]:

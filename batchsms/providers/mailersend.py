@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import OutcomeTable, not_processed, stop, unknown
-from batchsms.providers.rules import RULES, ProviderRules
+from batchsms.providers.registry import PROVIDERS
+from batchsms.providers.rules import ProviderRules
+from batchsms.providers.settings import ProviderConfig
 from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 BASE_URL = "https://api.mailersend.com"
@@ -56,7 +57,7 @@ class MailerSendClient:
     ``Retry-After`` dates.
     """
 
-    rules: ProviderRules = RULES["mailersend"]
+    rules: ProviderRules = PROVIDERS["mailersend"].rules
 
     def __init__(self, http: Transport, api_key: str, sender: str,
                  base_url: str = BASE_URL, *, key_variable: str = API_KEY,

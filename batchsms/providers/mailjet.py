@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import Meaning, OutcomeTable, failed, sent, stop
-from batchsms.providers.rules import RULES, ProviderRules
+from batchsms.providers.registry import PROVIDERS
+from batchsms.providers.rules import ProviderRules
+from batchsms.providers.settings import ProviderConfig
 from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 BASE_URL = "https://api.mailjet.com"
@@ -50,7 +51,7 @@ class MailjetClient:
     in a Result.
     """
 
-    rules: ProviderRules = RULES["mailjet"]
+    rules: ProviderRules = PROVIDERS["mailjet"].rules
 
     def __init__(self, http: Transport, token: str, sender: str,
                  base_url: str = BASE_URL, token_variable: str = TOKEN) -> None:

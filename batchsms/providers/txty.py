@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import OutcomeTable, failed, not_processed, stop
-from batchsms.providers.rules import RULES
+from batchsms.providers.registry import PROVIDERS
+from batchsms.providers.settings import ProviderConfig
 from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 DEFAULT_BASE_URL = "https://login.txty.dk/api/4"
@@ -64,7 +64,7 @@ class TxtyClient:
     instead of FAILED. ``credential_names`` are the variables the user set, for messages.
     """
 
-    rules = RULES["txty"]
+    rules = PROVIDERS["txty"].rules
 
     def __init__(
         self,
@@ -165,7 +165,7 @@ def create(config: ProviderConfig, env: Mapping[str, str], http: Transport) -> T
     names = (config.env.get("TXTY_USER", "TXTY_USER"), config.env.get("TXTY_KEY", "TXTY_KEY"))
     return TxtyClient(http, user, key, config.sender,
                       base_url=wire.base_url(config.base_url, DEFAULT_BASE_URL),
-                      flash=bool(config.flash), credential_names=names)
+                      flash=config.options.flash, credential_names=names)
 
 
 def _msisdn(e164: str) -> str:

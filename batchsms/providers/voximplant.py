@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from batchsms.errors import CampaignError
-from batchsms.plan.campaign import ProviderConfig
 from batchsms.providers import wire
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.credentials import require
@@ -38,7 +37,9 @@ from batchsms.providers.outcomes import (
     stop,
     unknown,
 )
-from batchsms.providers.rules import RULES, ProviderRules
+from batchsms.providers.registry import PROVIDERS
+from batchsms.providers.rules import ProviderRules
+from batchsms.providers.settings import ProviderConfig
 from batchsms.providers.transport import NoAnswer, Reply, Transport
 
 BASE_URL = "https://api.voximplant.com"
@@ -219,7 +220,7 @@ class VoximplantClient:
     ``clock`` (Unix seconds) stamps the tokens.
     """
 
-    rules: ProviderRules = RULES["voximplant"]
+    rules: ProviderRules = PROVIDERS["voximplant"].rules
 
     def __init__(self, http: Transport, account: ServiceAccount, sender: str,
                  base_url: str = BASE_URL, store_body: bool = False,
@@ -340,7 +341,7 @@ def create(config: ProviderConfig, env: Mapping[str, str], http: Transport
     account = load_service_account(require(env, CREDENTIALS, config), variable)
     return VoximplantClient(http, account, config.sender,
                             base_url=wire.base_url(config.base_url, BASE_URL),
-                            store_body=bool(config.store_body), variable=variable)
+                            store_body=config.options.store_body, variable=variable)
 
 
 def _api_root(base_url: str) -> str:

@@ -6,7 +6,7 @@ throwaway credentials) never stands for a real message. ``base_url`` is not part
 account: a proxy in front of the same real account changes nothing already sent.
 
 The fingerprint is a salted SHA-256 of what identifies the account (the Voximplant
-account id, the TXTY user, else the token), cut to 16 hex digits: enough to tell
+account id, the user name, else the token), cut to 16 hex digits: enough to tell
 accounts apart, useless for recovering a secret.
 """
 
@@ -62,33 +62,35 @@ def sandbox_account(provider: str) -> Account:
 
 def account_for(provider: str, credentials: Mapping[str, str]) -> Account:
     """The account that ``credentials`` (by their standard names) authenticate as."""
-    identity = _identity(credentials)
-    kind = REHEARSAL if identity and set(identity) <= REHEARSAL_VALUES else REAL
+    identity, rehearsal = _identity(credentials)
+    kind = REHEARSAL if rehearsal else REAL
     digest = hashlib.sha256(_SALT + provider.encode() + b"\0" +
                             "\0".join(identity).encode("utf-8", "replace")).hexdigest()
     return Account(provider, kind, digest[:16])
 
 
-def _identity(credentials: Mapping[str, str]) -> list[str]:
-    """What names the account: stable across a key rotation where the provider allows."""
+def _identity(credentials: Mapping[str, str]) -> tuple[list[str], bool]:
+    """What names the account (stable across a new key where the provider allows), and
+    whether these are batchsms emulator's throwaway credentials."""
     if "VOXIMPLANT_CREDENTIALS" in credentials:
         return _voximplant_identity(credentials["VOXIMPLANT_CREDENTIALS"])
-    if "TXTY_USER" in credentials:
-        return [credentials["TXTY_USER"]]
-    return [credentials[name] for name in sorted(credentials)]
+    users = [credentials[n] for n in sorted(credentials) if n.endswith(("_USER", "_USERNAME"))]
+    identity = users or [credentials[name] for name in sorted(credentials)]
+    return identity, bool(identity) and set(identity) <= REHEARSAL_VALUES
 
 
-def _voximplant_identity(value: str) -> list[str]:
+def _voximplant_identity(value: str) -> tuple[list[str], bool]:
     text = value
     if not value.lstrip().startswith("{"):
         try:
             text = Path(value).read_text(encoding="utf-8")
         except (OSError, ValueError):
-            return [value]
+            return [value], False
     try:
         data = json.loads(text)
     except ValueError:
-        return [text]
+        return [text], False
     if isinstance(data, dict) and "account_id" in data:
-        return [str(data["account_id"]), str(data.get("key_id", ""))]
-    return [text]
+        rehearsal = data.get("key_id") in REHEARSAL_VALUES
+        return [str(data["account_id"])], rehearsal
+    return [text], False

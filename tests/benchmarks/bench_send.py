@@ -53,7 +53,7 @@ from batchsms.emulator.server import free_port
 from batchsms.plan.campaign import load_campaign
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
-from batchsms.providers.rules import RULES
+from batchsms.providers.registry import PROVIDERS
 from batchsms.send.journal import SENDING, SENT, Change, Journal, Recipient
 from batchsms.send.sending import JOURNAL, execute, prepare_send
 
@@ -203,7 +203,7 @@ def messages(count: int) -> list[Message]:
 
 
 def batches(provider: str, items: list[Message]) -> list[list[Message]]:
-    size = RULES[provider].recipients_per_request
+    size = PROVIDERS[provider].rules.recipients_per_request
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
@@ -241,7 +241,7 @@ def journal_only(folder: Path, provider: str, rows: int, concurrency: int) -> Me
         db.executemany("INSERT INTO recipients (e164, row, text, segments, cost, state) "
                        "VALUES (?, ?, ?, 1, 79, 'pending')",
                        ((r.e164, r.row, r.text) for r in recipients))
-    group = RULES[provider].recipients_per_request * concurrency
+    group = PROVIDERS[provider].rules.recipients_per_request * concurrency
     result = Result(0, Outcome.SENT, message_id="x" * 36, status="sent_pending", segments=1)
     cpu, started = own_cpu(), time.perf_counter()
     for i in range(0, rows, group):
@@ -256,7 +256,7 @@ def journal_only(folder: Path, provider: str, rows: int, concurrency: int) -> Me
 def sequential(provider: str, emu: Emulator, requests: int) -> Measure:
     """A plain loop of the same requests (the clients' payloads), one after another."""
     url, sender = emu.url(provider), SENDERS[provider]
-    work = batches(provider, messages(requests * RULES[provider].recipients_per_request))
+    work = batches(provider, messages(requests * PROVIDERS[provider].rules.recipients_per_request))
     cpu, emu_cpu = own_cpu(), emu.cpu()
     with httpx.Client(timeout=30) as http:
         started = time.perf_counter()
@@ -297,7 +297,7 @@ def profile(campaign: Path, reports: Path, top: int) -> None:
 
 def bench(provider: str, args: argparse.Namespace, folder: Path) -> None:
     rows, latency = args.rows, args.latency
-    per_request = RULES[provider].recipients_per_request
+    per_request = PROVIDERS[provider].rules.recipients_per_request
     print(f"\n== {provider}: {rows:,} recipients, {per_request} per request"
           + (f", {latency * 1000:.0f} ms latency ==" if latency else " =="))
     best: Measure | None = None
