@@ -325,6 +325,12 @@ def test_json_errors_go_to_stdout_as_json(campaign_dir, tmp_path, capsys):
         assert "provider.sender" in err
 
 
+def test_json_usage_errors_are_json_too(capsys):
+    code, out, err = run(["dry-run", "--json"], capsys)
+    assert code == 2
+    assert "Missing argument" in json.loads(out)["error"] and "Missing argument" in err
+
+
 def test_status_json_of_a_never_sent_campaign_is_json(campaign, tmp_path, capsys):
     code, out, err = run(["status", str(campaign), "--json", "--reports", str(tmp_path / "r")],
                          capsys)

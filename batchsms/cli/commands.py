@@ -357,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return ExitCode.INTERRUPTED
     except click.ClickException as exc:
+        if as_json:
+            _print_json({"error": exc.format_message(), "problems": [exc.format_message()],
+                         "exit_code": int(ExitCode.UNUSABLE)})
         exc.show()
         return ExitCode.UNUSABLE
     except BatchsmsError as exc:

@@ -167,7 +167,7 @@ def status_dict(status: CampaignStatus) -> dict[str, Any]:
     return {"campaign": status.campaign.name, "complete": status.complete, **status.counts,
             "cost_so_far": str(status.cost_so_far), "currency": status.currency,
             "runs": [{"started_at": _iso(s), "finished_at": _iso(f),
-                      "result": r or ("running or killed" if f is None else "unrecorded")}
+                      "result": r or "did not finish"}  # as summary.json says it
                      for _, s, f, r in status.runs],
             "journal": str(status.journal_path), "account": status.account,
             "test_sends": status.tests, "rehearsal_messages": status.rehearsed,
