@@ -406,14 +406,20 @@ def test_check_finds_unusable_credentials_without_showing_them(campaign_dir, cap
     assert "s3cr3t" not in json.dumps(data) and "s3cr3t" not in err
 
 
-def test_check_finds_a_token_with_a_line_break(campaign_dir, capsys, monkeypatch):
+def test_check_finds_a_token_pasted_with_spaces_or_a_line_break(campaign_dir, capsys,
+                                                                 monkeypatch):
     path = campaign_dir(yaml=REAL, sheet=SHEET, template=TEMPLATE)
-    monkeypatch.setenv("MAILJET_SMS_TOKEN", "tok-secret-123\n")
-    code, data, _ = _check_json(path, capsys)
+    monkeypatch.setenv("MAILJET_SMS_TOKEN", " tok-secret-123 ")
+    code, data, err = _check_json(path, capsys)
     assert code == 2
     assert data["problems"] == [
-        "MAILJET_SMS_TOKEN starts or ends with a space, or holds a line break (a copy-paste "
-        "slip?): set it again without them (its value is not shown here: it is a secret)"]
+        "MAILJET_SMS_TOKEN starts or ends with a space (a copy-paste slip?): set it again "
+        "without it (its value is not shown here: it is a secret)"]
+    monkeypatch.setenv("MAILJET_SMS_TOKEN", "tok-secret-123\n")
+    code, data, err = _check_json(path, capsys)
+    assert code == 2 and len(data["problems"]) == 1
+    assert "MAILJET_SMS_TOKEN holds a line break" in data["problems"][0]
+    assert "tok-secret" not in json.dumps(data) + err
 
 
 def test_check_finds_over_budget_as_send_does(campaign_dir, tmp_path, capsys):

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from batchsms.plan.phones import Normalized, normalize, normalize_one
+from batchsms.plan.phone_columns import normalize
+from batchsms.plan.phones import Normalized, normalize_one
 
 FR_FIXED = phonenumbers.example_number_for_type("FR", PhoneNumberType.FIXED_LINE)
 DK_TOLL_FREE = phonenumbers.example_number_for_type("DK", PhoneNumberType.TOLL_FREE)
@@ -245,3 +246,20 @@ def test_fast_path_equals_reference(rows: list[tuple[str, str | None]], default:
     expected = [normalize_one(text, default, region if use_regions else None)
                 for text, region in rows]
     assert _rows(normalize(raw, default, regions)) == expected
+
+
+def test_the_reference_does_not_import_the_column_path() -> None:
+    # One-way: phone_columns builds on phones, so phones must not import it (no circle).
+    import ast
+    import inspect
+
+    from batchsms.plan import phone_columns, phones
+
+    def imported(module: object) -> set[str]:
+        tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+        return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom | ast.Import)
+            for a in n.names}
+
+    assert "batchsms.plan.phones" in imported(phone_columns)
+    assert not {"phone_columns", "batchsms.plan.phone_columns"} & imported(phones)

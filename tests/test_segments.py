@@ -12,14 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchsms.plan.charsets import GSM_BASIC, GSM_EXTENSION, SMART_ENCODING
-from batchsms.plan.segments import (
-    SegmentCount,
-    count,
-    count_column,
-    describe_chars,
-    smart_replace,
-    smart_replace_column,
-)
+from batchsms.plan.segment_columns import count_column, smart_replace_column
+from batchsms.plan.segments import SegmentCount, count, describe_chars, smart_replace
 
 GOLDEN = Path(__file__).parent / "fixtures" / "segments_golden.json"
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 8 UTF-16 units
@@ -304,3 +298,37 @@ def test_smart_replace_column_equals_smart_replace(texts: list[str]) -> None:
     assert replaced.name == "text"
     assert replaced.tolist() == [smart_replace(t) for t in texts]
     assert _rows(count_column(replaced)) == _expected(texts, smart=True)
+
+
+def test_the_reference_does_not_import_the_column_path() -> None:
+    # One-way: segment_columns builds on segments, so segments must not import it (no circle).
+    import ast
+    import inspect
+
+    from batchsms.plan import segment_columns, segments
+
+    def imported(module: object) -> set[str]:
+        tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+        return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom | ast.Import)
+            for a in n.names}
+
+    assert "batchsms.plan.segments" in imported(segment_columns)
+    assert not {"segment_columns", "batchsms.plan.segment_columns"} & imported(segments)
+
+
+def test_the_class_table_equals_a_scan_of_every_code_point() -> None:
+    # _classes scans only the planes that hold joining characters; a Unicode update that
+    # put one elsewhere would show here.
+    import numpy as np
+
+    from batchsms.plan import segment_columns as sc
+
+    cps = np.arange(0x110000, dtype=np.uint32)
+    cps[0xD800:0xE000] = 0
+    joining = np.zeros(0x110000, bool)
+    for m in sc._JOINING.finditer(cps.tobytes().decode("utf-32-le")):
+        joining[m.start():m.end()] = True
+    table = sc._classes()
+    assert np.array_equal(table >= sc._JOIN, joining & (table != sc._BASIC) & (table != sc._EXT))
+    assert joining.sum() > 1000  # the scan found the combining marks, ZWJ, Hangul...

@@ -1,4 +1,4 @@
-"""The network transport (aiohttp) over real HTTP: proxies from the environment, queries."""
+"""The network transport (httpx) over real HTTP: proxies from the environment, queries."""
 
 from __future__ import annotations
 

@@ -57,8 +57,9 @@ class Progress:
         share = min(stats.done / max(stats.total, 1), 1.0)
         left = (stats.total - stats.done) / rate if rate > 0 else None
         eta = "--:--" if left is None else time.strftime("%H:%M:%S", time.gmtime(left))
+        waiting = [f"waiting {stats.waiting:,}"] if stats.waiting else []  # quiet hours
         return [f"{stats.done:,}/{stats.total:,} ({share:.0%})", f"failed {stats.failed:,}",
-                f"unknown {stats.unknown:,}", f"ETA {eta}", f"{rate:,.0f} msg/s"]
+                f"unknown {stats.unknown:,}", *waiting, f"ETA {eta}", f"{rate:,.0f} msg/s"]
 
     def describe(self, stats: Stats) -> str:
         """The plain line (no bar) for output that is not a terminal."""

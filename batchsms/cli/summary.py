@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from batchsms.display import money, plural
-from batchsms.plan.planner import REASON_TITLES
-from batchsms.plan.segments import describe_chars
-from batchsms.plan.totals import Group
-from batchsms.report.dryrun import DryRun
+from batchsms.report.escape import escape_controls
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is made
     from batchsms.plan.campaign import Campaign
     from batchsms.plan.preview import PreviewRow
+    from batchsms.plan.schedule import Waiting
+    from batchsms.plan.totals import Group
+    from batchsms.report.dryrun import DryRun
     from batchsms.report.results import ResultFiles
     from batchsms.send.runner import RunResult
     from batchsms.send.sending import CampaignStatus, PreparedSend
+    from batchsms.send.tracking import TrackResult
 
 
 
@@ -42,6 +44,10 @@ def dry_run_text(result: DryRun, title: str = "dry run") -> str:
         over = t.prices.money(t.cost) - c.send.budget
         verdict = f"over budget by {money(over, cur)}" if over > 0 else "within budget"
         lines.append(f"  budget           {money(c.send.budget, cur)} ({verdict})")
+    if t.opt_out_segments or c.send.opt_out:
+        lines.append(f"  opt-out line     adds {plural(t.opt_out_segments, 'segment')}, "
+                     f"{show(t.opt_out_cost)} (\"{c.send.opt_out}\" on every text)")
+    lines += _reach(result)
     lines += _groups("By country", t.by_country, show)
     lines += _groups("By encoding", t.by_encoding, show)
     lines += _skipped(result)
@@ -52,6 +58,70 @@ def dry_run_text(result: DryRun, title: str = "dry run") -> str:
                   f"Charts and tables: {page}" + (" (kept as the send wrote it: this campaign "
                                                   "was sent)" if result.report_kept else "")]
     return "\n".join(lines)
+
+
+def _reach(result: DryRun) -> list[str]:
+    """Who can be reached now, and an hour-by-hour chart of when the others' windows open."""
+    w, c = result.totals.window, result.campaign
+    if not (c.send.window or c.send.not_before or c.contacts.send_at_column):
+        return []
+    never = result.totals.window.to_dict(result.totals.skipped_by_reason)["never"]
+    lines = ["", "When recipients can be reached (each in their own time zone)",
+             f"  now              {w.now:>10,}",
+             f"  later            {w.later:>10,}" + (
+                 f"  (first {_utc(w.earliest)}, last {_utc(w.latest)})" if w.later else ""),
+             f"  never            {never:>10,}  (skipped: no window in all their zones, or "
+             "too late)"]
+    if w.several_zones:
+        lines.append(f"  {w.several_zones:,} numbers have several time zones: the window must "
+                     "hold in every one")
+    lines += _chart(w.by_hour, w.display_zone)
+    return lines
+
+
+def _chart(by_hour: dict[int, int], display_zone: str | None, rows: int = 24) -> list[str]:
+    if not by_hour:
+        return []
+    most = max(by_hour.values())
+    local = ZoneInfo(display_zone) if display_zone else None
+    head = f"  opening hour (UTC{', ' + display_zone if display_zone else ''})"
+    lines = [head]
+    hours = sorted(by_hour.items())
+    for hour, n in hours[:rows]:
+        at = datetime.fromtimestamp(hour, UTC)
+        there = f"  {at.astimezone(local):%a %H:%M}" if local else ""
+        bar = "#" * max(1, round(30 * n / most))
+        lines.append(f"    {at:%a %Y-%m-%d %H:%M}{there}  {n:>8,} {bar}")
+    if len(hours) > rows:
+        lines.append(f"    ... {len(hours) - rows} more hours (see by_window in --json)")
+    return lines
+
+
+def _utc(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def campaign_warnings(campaign: Campaign) -> list[str]:
+    """What ``check`` warns about: legal but probably unwise."""
+    found = []
+    if campaign.send.window and not campaign.send.opt_out:
+        found.append(f"{campaign.source}: send.window is set but send.opt_out is not: marketing "
+                     "texts usually must say how to opt out; add e.g. opt_out: \"STOP to 1234\"")
+    return found
+
+
+def waiting_text(waiting: Waiting | None) -> str | None:
+    """``N recipients wait for their window; the next opens at ...`` (None: nobody waits)."""
+    if waiting is None or not (waiting.count or waiting.expired):
+        return None
+    parts = []
+    if waiting.count:
+        parts.append(f"{waiting.count:,} recipients wait for their window; the next opens at "
+                     f"{_utc(waiting.next_opening)}")
+    if waiting.expired:
+        parts.append(f"{waiting.expired:,} missed their send time by more than send.max_late "
+                     "and will not be sent")
+    return "; ".join(parts) + "."
 
 
 def _groups(title: str, groups: dict[str, Group], show: Callable[[int], str]) -> list[str]:
@@ -65,6 +135,8 @@ def _groups(title: str, groups: dict[str, Group], show: Callable[[int], str]) ->
 
 
 def _skipped(result: DryRun) -> list[str]:
+    from batchsms.plan.planner import REASON_TITLES
+
     t = result.totals
     if not t.skipped_by_reason:
         return []
@@ -98,6 +170,9 @@ def _top(result: DryRun) -> list[str]:
 
 def send_preamble(prepared: PreparedSend) -> str:
     """The plan's totals and what this run will do, shown before confirming."""
+    from batchsms.report.dryrun import DryRun
+
+
     result = DryRun(prepared.campaign, prepared.totals, None)
     lines = [dry_run_text(result, title="send")]
     left = prepared.to_do()
@@ -117,18 +192,20 @@ def send_preamble(prepared: PreparedSend) -> str:
         if prepared.resent_unknown:
             lines.append(f"{plural(prepared.resent_unknown, 'unknown outcome')} will be resent "
                          "(--resend-unknown): those recipients may get the message twice.")
-    lines.append(run_plan(left))
+    lines.append(run_plan(left, prepared.waiting(prepared.planner.now)))
     return "\n".join(lines)
 
 
-def run_plan(left: dict[str, int]) -> str:
-    """What this run does, with the same total as the progress bar (sends + look-ups)."""
-    sends = f"This run sends {plural(left['to_send'], 'message')}"
-    if not left["to_look_up"]:
-        return sends + "."
-    return (f"{sends} and first asks the provider about {left['to_look_up']:,} that may have "
-            f"gone out when the last run stopped (never resent): "
-            f"{left['to_send'] + left['to_look_up']:,} in all.")
+def run_plan(left: dict[str, int], waiting: Waiting | None = None) -> str:
+    """What this run does, with the same total as the progress bar (sends, look-ups and
+    those that wait for their window)."""
+    held = waiting.count + waiting.expired if waiting is not None and waiting.count else 0
+    text = f"This run sends {plural(left['to_send'] - held, 'message')}{' now' if held else ''}"
+    if left["to_look_up"]:
+        text += (f" and first asks the provider about {left['to_look_up']:,} that may have "
+                 f"gone out when the last run stopped (never resent): "
+                 f"{left['to_send'] + left['to_look_up']:,} in all")
+    return f"{text}; {waiting_text(waiting)}" if held else f"{text}."
 
 
 def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | None) -> str:
@@ -164,7 +241,11 @@ STATES = {"sent": "", "failed": "", "unknown": "may have arrived, never resent b
 
 
 def status_dict(status: CampaignStatus) -> dict[str, Any]:
+    w = status.waiting
+    waiting = {"waiting": w.count if w else 0, "expired": w.expired if w else 0,
+               "next_opening": _iso(w.next_opening if w else None)}
     return {"campaign": status.campaign.name, "complete": status.complete, **status.counts,
+            **waiting,
             "cost_so_far": str(status.cost_so_far), "currency": status.currency,
             "runs": [{"started_at": _iso(s), "finished_at": _iso(f),
                       "result": r or "did not finish"}  # as summary.json says it
@@ -193,6 +274,8 @@ def status_text(status: CampaignStatus) -> str:
     if not status.complete:
         lines.append(f"  a resumed run would look up {c['sending']:,} and send "
                      f"{plural(c['pending'], 'message')}")
+    if (text := waiting_text(status.waiting)) is not None:
+        lines.append(f"  {text}")
     if c["unknown"]:
         lines.append(f"  unknown outcomes ({c['unknown']:,}) are resent only with "
                      "send --resend-unknown")
@@ -200,7 +283,7 @@ def status_text(status: CampaignStatus) -> str:
 
 
 def _iso(seconds: float | None) -> str | None:
-    """ISO 8601 UTC, as summary.json writes it."""
+    """ISO 8601 UTC, as in every report file (``2026-12-01T08:00:00Z``)."""
     if seconds is None:
         return None
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -228,22 +311,51 @@ def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) ->
         text = _mark(_visible(r.text or ""), r.non_gsm, highlight)
         lines = [head, *(f"  | {line}" for line in text.split("\n"))]
         if r.non_gsm:
-            lines.append(f"  forced UCS-2 by: {describe_chars(r.non_gsm, len(r.non_gsm))}")
+            lines.append(f"  forced UCS-2 by: {_forced_by(r.non_gsm)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
+def _forced_by(chars: tuple[str, ...]) -> str:
+    """As dry-run.csv's ``ucs2_chars`` column writes them."""
+    from batchsms.plan.segments import describe_chars
+
+    return escape_controls(describe_chars(chars, len(chars)))
+
+
 def _visible(text: str) -> str:
-    return "".join(f"⟨{describe_chars([c])}⟩" if c not in "\n " and _hidden(c) else c
-                   for c in text)
+    """Controls as ``<U+001B>`` (as every line the CLI prints), and the other characters that
+    would not show (TAB, U+200B, no-break spaces) as dry-run.csv names them."""
+    return "".join(_shown(c) if c not in "\n " else c for c in escape_controls(text))
 
 
-def _hidden(char: str) -> bool:
-    return describe_chars([char]) != char
+def _shown(char: str) -> str:
+    from batchsms.plan.segments import describe_chars
+
+    described = describe_chars([char])
+    return char if described == char else f"<{described}>"
 
 
 def _mark(text: str, chars: tuple[str, ...], highlight: bool) -> str:
     for char in sorted(set(chars), key=len, reverse=True):
-        shown = f"⟨{describe_chars([char])}⟩" if _hidden(char) else char
+        shown = _visible(char)
         text = text.replace(shown, f"\x1b[7m{shown}\x1b[27m" if highlight else f"⟦{shown}⟧")
     return text
+
+
+def track_text(result: TrackResult, files: ResultFiles) -> str:
+    """What ``track`` learnt, and what is still open."""
+    if result.note:
+        return f"{result.campaign.name}: {result.note}."
+    d = result.deliveries
+    lines = [f"{result.campaign.name}: asked the provider about {result.asked:,} messages.",
+             "  deliveries of sent messages: " + (", ".join(
+                 f"{state} {n:,}" for state, n in sorted(d.items())) or "none yet")]
+    if result.confirmed:
+        lines.append(f"  {result.confirmed:,} unknown outcomes are now confirmed as sent")
+    if result.still_unknown:
+        age = _iso(result.oldest_unknown) or "an unknown time"
+        lines.append(f"  {result.still_unknown:,} outcomes are still unknown (the oldest went "
+                     f"out {age}); run track again later, or check with the provider")
+    lines.append(f"Results: {files.csv}")
+    return "\n".join(lines)

@@ -26,7 +26,8 @@ The control interface (for tests and rehearsals) is mounted at ``/__emulator``:
 - ``POST /__emulator/faults``    ``{"kind": "accept_then_error", "nth": 3}``
 - ``POST /__emulator/config``    ``{"rate": {"count": 60, "per": 60}, ...}``; every emulator
   takes ``{"account_error": CODE}``: an error its documentation does not list, answered
-  to every send of every account (``null`` clears it)
+  to every send of every account (``null`` clears it), and ``{"lookup_lag": SECONDS}``: a
+  message shows in the status lookups only that long after it was accepted
 - ``GET  /__emulator/records``   every accepted message
 - ``GET  /__emulator/requests``  every request received (credentials redacted)
 """
@@ -240,7 +241,9 @@ _SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
 _GSM_BASIC = segments.BASIC - {"\x1b"}
 _SINGLE, _PART = 160, 153  # GSM-7 septets in a single segment, and in each part of several
 _URL_PARTS = ("scheme", "server", "path", "query_string", "headers")
-_SECRET_PARAMS = re.compile(r"((?:^|[&?])(?:key|pass|password|token|api_key)=)[^&]*")
+_SECRET_PARAMS = re.compile(
+    r"((?:^|[&?])(?:user|username|login|key|apikey|api_key|pass|password|secret|token)=)[^&]*",
+    re.IGNORECASE)  # TXTY authenticates with user + key: both are credentials
 
 
 def redact_params(text: str) -> str:
@@ -298,9 +301,12 @@ class EmulatorState:
         """Whether one more request of ``account`` fits the rate limit (sliding window)."""
         if self.rate is None:
             return True
-        count, per = self.rate
+        return self.take(account, *self.rate)
+
+    def take(self, key: str, count: int, per: float) -> bool:
+        """Whether one more request counted under ``key`` fits ``count`` per ``per`` s."""
         now = self.clock()
-        window = self._window.setdefault(account, deque())
+        window = self._window.setdefault(key, deque())
         while window and window[0] <= now - per:
             window.popleft()
         if len(window) >= count:
@@ -323,6 +329,15 @@ class EmulatorState:
 
     def find(self, predicate: Callable[[Record], bool]) -> list[Record]:
         return [r for r in self.records if predicate(r)]
+
+    def visible(self) -> list[Record]:
+        """The records a lookup shows: those accepted at least ``config["lookup_lag"]``
+        seconds ago (a provider's statistics lag behind its sends; Mailjet's by hours)."""
+        lag = float(self.config.get("lookup_lag") or 0)
+        if lag <= 0:
+            return self.records
+        now = self.clock()
+        return [r for r in self.records if r.at <= now - lag]
 
     # -- control interface ------------------------------------------------------------
     def control_routes(self, make_account: Callable[[dict[str, Any]], Account]) -> Mount:

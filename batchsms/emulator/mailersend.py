@@ -64,6 +64,7 @@ from batchsms.emulator.core import (
 from batchsms.providers.settings import ProviderConfig
 
 SANDBOX_KEY = "mlsn.sandbox-key"
+ACTIVITY_RATE = (10, 60.0)  # GET /v1/sms-activity: 10 requests a minute
 DEFAULT_RATE = (60, 60.0)
 DAILY_QUOTA = "Daily quota for this number exceeded."
 STATUSES = ("processed", "queued", "sent", "delivered", "failed")
@@ -208,6 +209,13 @@ class _Api:
         return JSONResponse(_paginated(request, items, page, limit))
 
     async def activity(self, request: Request, account: Account, body: bytes) -> Response:
+        """The activity list: 10 requests a minute of its own (``config["activity_rate"]``,
+        ``null`` lifts it) and simple pagination (``links.last`` null, no totals)."""
+        rate = self.state.config.get("activity_rate", ACTIVITY_RATE)
+        if rate is not None and not self.state.take(f"activity:{account.credential}", *rate):
+            return JSONResponse({"message": "Too Many Attempts."}, 429, headers={
+                "X-RateLimit-Limit": str(rate[0]), "X-RateLimit-Remaining": "0",
+                "Retry-After": str(int(rate[1]))})
         page, limit = _paging(request)
         now = self.state.clock()
         start, end, statuses = _activity_filters(request, math.floor(now))
@@ -216,7 +224,7 @@ class _Api:
                    if start <= entry["at"] <= end and entry["status"] in statuses]
         entries.sort(key=lambda e: e["at"], reverse=True)
         items = [{k: v for k, v in e.items() if k != "at"} for e in entries]
-        return JSONResponse(_paginated(request, items, page, limit))
+        return JSONResponse(_simply_paginated(request, items, page, limit))
 
     async def unrouted(self, request: Request) -> Response:
         await self.state.log_request(request)
@@ -242,7 +250,7 @@ class _Api:
         ))
 
     def _records(self, account: Account) -> list[Record]:
-        return self.state.find(lambda r: r.account == account.credential)
+        return [r for r in self.state.visible() if r.account == account.credential]
 
     def _timeline(self, record: Record) -> list[tuple[str, float]]:
         """The statuses ``record`` has reached by now, with when it reached each."""
@@ -496,6 +504,21 @@ def _render(template: str, data: dict[str, Any]) -> str:
         return "" if found is None else str(found)
 
     return _TAG.sub(value, template)
+
+
+def _simply_paginated(request: Request, items: list[Any], page: int, limit: int
+                      ) -> dict[str, Any]:
+    """Laravel's simple pagination, as MailerSend's activity answers: no totals, no last."""
+    chunk = items[(page - 1) * limit: page * limit]
+    path = str(request.url.replace(query=""))
+    more = len(items) > page * limit
+    first_row = (page - 1) * limit + 1
+    return {"data": chunk,
+            "links": {"first": f"{path}?page=1", "last": None,
+                      "prev": f"{path}?page={page - 1}" if page > 1 else None,
+                      "next": f"{path}?page={page + 1}" if more else None},
+            "meta": {"current_page": page, "from": first_row if chunk else None, "path": path,
+                     "per_page": limit, "to": first_row + len(chunk) - 1 if chunk else None}}
 
 
 def _paginated(request: Request, items: list[Any], page: int, limit: int) -> dict[str, Any]:

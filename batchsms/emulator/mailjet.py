@@ -200,7 +200,8 @@ class _Api:
         except _Refusal as refusal:
             return refusal.response
         wanted = request.path_params["id"]
-        found = self.state.find(lambda r: r.account == account.credential and r.id == wanted)
+        found = [r for r in self.state.visible()
+                 if r.account == account.credential and r.id == wanted]
         if not found:
             return _bare_error(404, "Object not found")
         return JSONResponse({"Data": [self._item(found[0])]})
@@ -322,7 +323,7 @@ class _Api:
         to = _param(request, "To")
         to = None if to is None else "+" + to.strip().lstrip("+")
         chosen = []
-        for index, record in enumerate(self.state.records):
+        for index, record in enumerate(self.state.visible()):
             self._advance(record)
             if (record.account == account.credential
                     and since <= record.extra["creation_ts"] <= until

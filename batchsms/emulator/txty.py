@@ -79,7 +79,7 @@ class TxtyEmulator:
         if account is None:
             return _auth_error("outbox", params)
         search = params.get("search", "")
-        items = [self._item(r) for r in reversed(self.state.records)
+        items = [self._item(r) for r in reversed(self.state.visible())
                  if r.account == account.credential and _matches(r, search)]
         return JSONResponse({"status": "success", "success": "VIEW_OUTBOX", "outbox": items})
 

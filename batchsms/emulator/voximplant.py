@@ -186,7 +186,7 @@ class VoximplantEmulator:
         query = self._history_query(params)
         if isinstance(query, Response):
             return query
-        matches = [r for r in self.state.records if r.account == account.credential
+        matches = [r for r in self.state.visible() if r.account == account.credential
                    and _history_match(r, params, query)]
         offset, count = query["offset"], query["count"]
         page = [self._entry(r) for r in matches[offset:offset + count]]

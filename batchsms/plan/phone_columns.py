@@ -1,4 +1,5 @@
-"""The column path of `batchsms.plan.phones`: `normalize` for a whole column at once.
+"""Phone numbers for a whole column at once: `normalize`, equal row by row to
+`batchsms.plan.phones.normalize_one` (the reference, whose module states the rules).
 
 phonenumbers' own metadata patterns are evaluated with RE2 over columns (pyarrow.compute);
 the rows that cannot be decided exactly (``tel:``, scientific notation, odd lengths,
@@ -32,6 +33,7 @@ from batchsms.plan.phones import (
     UNKNOWN_CODE,
     UNKNOWN_COUNTRY,
     _calling_code,
+    _region_code,
     normalize_one,
 )
 
@@ -510,13 +512,17 @@ def _unescape(cells: pa.Array) -> pa.Array:
     return cells
 
 
-def normalize(raw: pd.Series, default: str | None,
-              regions: pd.Series | None) -> pd.DataFrame:
-    """`batchsms.plan.phones.normalize`, whose docstring states the contract, on checked arguments.
+def normalize(raw: pd.Series, default_region: str | None = None,
+              regions: pd.Series | None = None) -> pd.DataFrame:
+    """Normalise a column of numbers as written in a sheet: columns e164, country, reason.
 
-    `default` is an ISO code phonenumbers knows, or None; `regions`, if given, has the index
-    of `raw`.
+    `regions` holds each row's country column value (same index as `raw`). Row for row the
+    result equals `normalize_one`; the work is done on columns. Raises ValueError when
+    `default_region` is not an ISO code.
     """
+    default = _region_code(default_region)
+    if regions is not None and not regions.index.equals(raw.index):
+        raise ValueError("regions must have the same index as the phone numbers")
     columns = _Batch(_unescape(_strings(raw)), None if regions is None else _strings(regions),
                      default).run()
     return pd.DataFrame({name: pd.Series(column.to_pandas().array, index=raw.index)

@@ -41,11 +41,11 @@ Validity and SMS
   not occur.
 
 ``normalize_one`` is the reference: one number at a time, directly on phonenumbers.
-``normalize`` gives the same answer for a whole column. It evaluates phonenumbers' own
-metadata patterns with RE2 over columns (pyarrow.compute; batchsms.plan.phone_columns holds that
-column path) and hands the rows it cannot decide exactly (``tel:``, scientific notation, odd
-lengths, another country's dialling prefix such as 011 for US, national prefixes whose
-transform rule applies) to ``normalize_one``.
+``batchsms.plan.phone_columns.normalize`` gives the same answer for a whole column. It
+evaluates phonenumbers' own metadata patterns with RE2 over columns (pyarrow.compute) and
+hands the rows it cannot decide exactly (``tel:``, scientific notation, odd lengths, another
+country's dialling prefix such as 011 for US, national prefixes whose transform rule
+applies) to ``normalize_one``. The column module imports this one, never the reverse.
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ def normalize_one(raw: str, default_region: str | None = None,
                   region: str | None = None) -> Normalized:
     """Normalise one number as written in a sheet; `region` is the row's country column value.
 
-    The reference for :func:`normalize`, built directly on phonenumbers; the module docstring
-    states the rules. Raises ValueError when `default_region` is not an ISO code.
+    The reference for ``phone_columns.normalize``, built directly on phonenumbers; the module
+    docstring states the rules. Raises ValueError when `default_region` is not an ISO code.
     """
     default = _region_code(default_region)
     cleaned = _clean(raw)
@@ -120,21 +120,6 @@ def normalize_one(raw: str, default_region: str | None = None,
         return _read("+" + digits) or _failed(NO_REGION)
     return (_read(digits, tried) or _read("+" + digits)
             or _failed(f"not a valid number for {tried}"))
-
-
-def normalize(raw: pd.Series, default_region: str | None = None,
-              regions: pd.Series | None = None) -> pd.DataFrame:
-    """Normalise a column of numbers as written in a sheet: columns e164, country, reason.
-
-    `regions` holds each row's country column value (same index as `raw`). Row for row the
-    result equals :func:`normalize_one`; the work is done on columns.
-    """
-    from batchsms.plan import phone_columns  # it builds on this module, so it comes in late
-
-    default = _region_code(default_region)
-    if regions is not None and not regions.index.equals(raw.index):
-        raise ValueError("regions must have the same index as the phone numbers")
-    return phone_columns.normalize(raw, default, regions)
 
 
 def _failed(reason: str) -> Normalized:

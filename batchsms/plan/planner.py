@@ -8,7 +8,8 @@ is streamed chunk by chunk, so memory stays bounded however long it is. The dry 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,13 +17,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchsms.plan import contacts, phones, segments
+from batchsms.errors import CampaignError, located
+from batchsms.plan import contacts, phone_columns, segment_columns
 from batchsms.plan.campaign import Campaign
+from batchsms.plan.prefetch import prefetch
 from batchsms.plan.pricing import PriceTable
 from batchsms.plan.render import Template, load_template, render_frame
+from batchsms.plan.schedule import Scheduler
 from batchsms.providers.rules import ProviderRules
 
 OK = "ok"
+OPT_OUT_SEPARATOR = "\n"  # between the template's text and send.opt_out
 SKIPPED = "skipped"
 
 # Why a row is skipped: the stable code (reports, --json) and its title for people.
@@ -41,10 +46,16 @@ REASON_TITLES = {
     "country_not_supported": "country not served by the provider",
     "too_long": "text too long",
     "too_many_segments": "too many segments",
+    "bad_timezone": "invalid time zone",
+    "no_timezone": "no time zone known",
+    "bad_send_at": "unreadable send time",
+    "no_window": "window never open in all its zones",
+    "too_late": "send time missed by more than send.max_late",
 }
 
 PLAN_COLUMNS = ["phone", "e164", "country", "status", "reason_code", "reason", "encoding",
-                "segments", "characters", "cost", "ucs2_chars", "smart_saved", "text"]
+                "segments", "characters", "cost", "ucs2_chars", "smart_saved", "text",
+                "timezone", "send_at", "window_opens", "opt_out_segments"]
 
 
 @dataclass(frozen=True)
@@ -63,37 +74,33 @@ class FirstSeen:
         self.rows = np.empty(0, dtype=np.int64)
 
     def first_rows(self, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """For each (key, row): the earlier row with the same key, or -1; then remember them."""
-        pos = np.searchsorted(self.keys, keys)
+        """For each (key, row): the earlier row with the same key, or -1; then remember them.
+
+        `rows` are distinct and later than every row remembered before.
+        """
+        order = np.argsort(keys)  # one sort serves grouping, lookup and remembering
+        ordered = keys[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(keys) else \
+            np.zeros(0, np.int64)
+        distinct = ordered[starts]
+        first = np.minimum.reduceat(rows[order], starts) if len(keys) else distinct
+        pos = np.searchsorted(self.keys, distinct)
         pos_ok = np.minimum(pos, max(len(self.keys) - 1, 0))
-        seen = (pos < len(self.keys)) & (self.keys[pos_ok] == keys) if len(self.keys) else \
-            np.zeros(len(keys), dtype=bool)
-        earlier = np.where(seen, self.rows[pos_ok] if len(self.rows) else -1, -1)
-        first_here = _first_of_each(keys, rows)
-        earlier = np.where(seen, earlier, np.where(first_here != rows, first_here, -1))
-        new = ~seen & (first_here == rows)
-        self._remember(keys[new], rows[new])
+        seen = (pos < len(self.keys)) & (self.keys[pos_ok] == distinct) if len(self.keys) else \
+            np.zeros(len(distinct), dtype=bool)
+        before = np.where(seen, self.rows[pos_ok] if len(self.rows) else -1, first)
+        earlier = np.empty(len(keys), np.int64)
+        earlier[order] = np.repeat(before, np.diff(np.r_[starts, len(keys)]))
+        earlier[earlier == rows] = -1  # the first row of a key not seen before
+        self._remember(distinct[~seen], first[~seen])
         return earlier
 
     def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        """Merge new (distinct, unseen) keys into the sorted arrays: a linear merge of two
-        sorted runs, so remembering a long sheet stays cheap chunk after chunk."""
-        order = np.argsort(keys)
-        keys, rows = keys[order], rows[order]
+        """Merge new (distinct, unseen, sorted) keys into the sorted arrays: a linear merge of
+        two sorted runs, so remembering a long sheet stays cheap chunk after chunk."""
         at = np.searchsorted(self.keys, keys)
         self.keys = np.insert(self.keys, at, keys)
         self.rows = np.insert(self.rows, at, rows)
-
-
-def _first_of_each(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """For each position, the row of the first position with the same key (rows ascend)."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(keys) else np.empty(0, bool)
-    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
-    first = np.empty_like(rows)
-    first[order] = rows[order][group_start]
-    return first
 
 
 def number_keys(e164: pd.Series) -> np.ndarray:
@@ -106,8 +113,10 @@ def number_keys(e164: pd.Series) -> np.ndarray:
 class Planner:
     """Builds the plan of one campaign, chunk by chunk."""
 
-    def __init__(self, campaign: Campaign, chunk_rows: int = 250_000) -> None:
+    def __init__(self, campaign: Campaign, chunk_rows: int = 250_000,
+                 now: float | None = None) -> None:
         self.campaign = campaign
+        self.now = time.time() if now is None else now  # one instant for every row
         self.chunk_rows = chunk_rows
         self.rules: ProviderRules = campaign.provider.rules
         self.prices = PriceTable.from_config(campaign.pricing)
@@ -115,13 +124,26 @@ class Planner:
                                                 campaign.template.text, campaign.source)
         columns = contacts.read_columns(campaign.contacts, campaign.source)
         self.template.check_columns(columns, campaign.contacts.path.name)
+        self._check_schedule_columns(columns)
+        self.scheduler = Scheduler(campaign, self.now)
         self.suppressed = self._suppressed_keys()
+
+    def _check_schedule_columns(self, columns: list[str]) -> None:
+        cfg = self.campaign.contacts
+        problems = [
+            located(self.campaign.source, f"contacts.{key}", f"{cfg.path.name} has no column "
+                    f"{name!r}", f"Use one of: {', '.join(columns)}")
+            for key, name in (("timezone_column", cfg.timezone_column),
+                              ("send_at_column", cfg.send_at_column))
+            if name is not None and name not in columns]
+        if problems:
+            raise CampaignError(problems)
 
     def _suppressed_keys(self) -> dict[int, str]:
         found: dict[int, str] = {}
         for path in self.campaign.suppression:
             raw = contacts.read_suppression(path, self.campaign.contacts.phone_column)
-            numbers = phones.normalize(raw.reset_index(drop=True),
+            numbers = phone_columns.normalize(raw.reset_index(drop=True),
                                        self.campaign.contacts.default_region)
             for key in number_keys(numbers["e164"].dropna()):
                 found.setdefault(int(key), path.name)
@@ -130,29 +152,36 @@ class Planner:
     def chunks(self) -> Iterator[PlanChunk]:
         """The plan, in sheet order, one chunk at a time."""
         first_seen = FirstSeen()
-        for sheet in contacts.read_contacts(self.campaign.contacts, self.campaign.source,
-                                            chunk_rows=self.chunk_rows):
-            yield PlanChunk(self._plan(sheet, first_seen), sheet)
+        sheets = contacts.read_contacts(self.campaign.contacts, self.campaign.source,
+                                        chunk_rows=self.chunk_rows)
+        # The next chunk is read and its numbers normalised on a second thread meanwhile.
+        for sheet, numbers in prefetch((sheet, self._numbers(sheet)) for sheet in sheets):
+            yield PlanChunk(self._plan(sheet, first_seen, numbers), sheet)
 
-    def _plan(self, sheet: pd.DataFrame, first_seen: FirstSeen) -> pd.DataFrame:
+    def _numbers(self, sheet: pd.DataFrame) -> pd.DataFrame:
         cfg = self.campaign.contacts
         regions = sheet[cfg.country_column] if cfg.country_column else None
-        numbers = phones.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
+        return phone_columns.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
+
+    def _plan(self, sheet: pd.DataFrame, first_seen: FirstSeen,
+              numbers: pd.DataFrame | None = None) -> pd.DataFrame:
+        cfg = self.campaign.contacts
+        if numbers is None:
+            numbers = self._numbers(sheet)
         plan = pd.DataFrame(index=sheet.index)
         plan["phone"] = sheet[cfg.phone_column].astype("string")
         plan["e164"] = numbers["e164"].astype("string")
         plan["country"] = numbers["country"].astype("string")
-        plan["reason_code"] = pd.Series(pd.NA, index=sheet.index, dtype="string")
         plan["reason"] = numbers["reason"].astype("string")
-        failed = plan["reason"].dropna()
-        plan.loc[failed.index, "reason_code"] = failed.map(phone_reason_code)
+        plan["reason_code"] = _mapped(plan["reason"], phone_reason_code)
         self._skip_malformed(plan, sheet.attrs.get(contacts.PROBLEMS) or {})
         self._skip_suppressed_and_duplicates(plan, first_seen)
+        self.scheduler.apply(plan, sheet)
         self._render(plan, sheet)
         self._count(plan)
         self._apply_limits(plan)
         self._price(plan)
-        plan["status"] = np.where(plan["reason_code"].isna(), OK, SKIPPED)
+        plan["status"] = _labels(plan["reason_code"].notna().to_numpy(), (OK, SKIPPED), "str")
         return plan[PLAN_COLUMNS]
 
     @staticmethod
@@ -179,41 +208,50 @@ class Planner:
               np.char.add("duplicate of row ", earlier[earlier >= 0].astype(str)))
 
     def _render(self, plan: pd.DataFrame, sheet: pd.DataFrame) -> None:
-        todo = plan["reason_code"].isna()
-        plan["text"] = pd.Series(pd.NA, index=plan.index, dtype="string")
+        todo = plan["reason_code"].isna().to_numpy()
+        plan["text"] = _missing_strings(plan.index)
         if not todo.any():
             return
-        rows = sheet if todo.all() else sheet[todo.to_numpy()]
+        rows = sheet if todo.all() else sheet[todo]
         texts, reasons = render_frame(self.template, rows)
-        plan["text"] = texts.reindex(plan.index) if len(rows) < len(plan) else texts
+        plan["text"] = _spread(texts, todo, plan.index) if len(rows) < len(plan) else texts
         failed = reasons.dropna()
         plan.loc[failed.index, "reason"] = failed
         plan.loc[failed.index, "reason_code"] = failed.map(
             lambda r: "missing_value" if r.startswith("empty cell") else "template_error")
-        empty = plan["text"].notna() & (plan["text"].str.len() == 0)
-        _skip(plan, empty.to_numpy(), "empty_text", "the template renders an empty text here")
+        empty = pc.fill_null(pc.equal(pa.array(plan["text"].array), ""), False)
+        _skip(plan, empty.to_numpy(zero_copy_only=False), "empty_text",
+              "the template renders an empty text here")
+        if self.campaign.send.opt_out:
+            plan["text"] = plan["text"] + OPT_OUT_SEPARATOR + self.campaign.send.opt_out
 
     def _count(self, plan: pd.DataFrame) -> None:
-        has_text = plan["text"].notna()
-        plan["encoding"] = pd.Series(pd.NA, index=plan.index, dtype="string")
-        plan["ucs2_chars"] = pd.Series(pd.NA, index=plan.index, dtype="string")
-        plan["segments"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
-        plan["characters"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
-        plan["smart_saved"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
+        has_text = plan["text"].notna().to_numpy()
+        for column in ("encoding", "ucs2_chars"):
+            plan[column] = _missing_strings(plan.index)
+        for column in ("segments", "characters", "smart_saved", "opt_out_segments"):
+            plan[column] = _missing_ints(plan.index)
         if not has_text.any():
             return
-        everyone = bool(has_text.all())
-        texts = plan["text"] if everyone else plan.loc[has_text, "text"]
+        # Rows without a text are counted as "" (cheap) and blanked after: no filter, no reindex.
+        texts = plan["text"].fillna("")
         if self.campaign.send.encoding == "smart":
-            before = segments.count_column(texts)["segments"]
-            texts = segments.smart_replace_column(texts)
-            plan["text"] = texts if everyone else texts.reindex(plan.index)
-        counted = segments.count_column(texts)
+            before = segment_columns.count_column(texts)["segments"]
+            texts = segment_columns.smart_replace_column(texts)
+            plan["text"] = texts.where(has_text)
+        counted = segment_columns.count_column(texts)
         if self.campaign.send.encoding == "smart":
             counted["smart_saved"] = before - counted["segments"]
+        if self.campaign.send.opt_out:
+            counted["opt_out_segments"] = counted["segments"] - segment_columns.count_column(
+                texts.str.slice(0, -self._opt_out_length))["segments"]
         for column in counted.columns:
             values = counted[column].astype(plan[column].dtype)
-            plan[column] = values if everyone else values.reindex(plan.index)
+            plan[column] = values if has_text.all() else values.where(has_text)
+
+    @property
+    def _opt_out_length(self) -> int:
+        return len(OPT_OUT_SEPARATOR) + len(self.campaign.send.opt_out or "")
 
     def _apply_limits(self, plan: pd.DataFrame) -> None:
         ok = plan["reason_code"].isna()
@@ -253,6 +291,42 @@ def _skip(plan: pd.DataFrame, mask: np.ndarray, code: str, reason: object) -> No
         return
     plan.loc[mask, "reason_code"] = code
     plan.loc[mask, "reason"] = reason
+
+
+def _missing_strings(index: pd.Index) -> pd.Series:
+    return pd.Series(pd.array(pa.nulls(len(index), pa.large_string()), dtype="string"),
+                     index=index)
+
+
+def _missing_ints(index: pd.Index) -> pd.Series:
+    n = len(index)
+    return pd.Series(pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool)), index=index)
+
+
+def _mapped(values: pd.Series, how: Callable[[str], str]) -> pd.Series:
+    """``how`` of each distinct value (NA stays NA), as a string column."""
+    encoded = pc.dictionary_encode(pa.array(values.array))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    table = pa.array([how(v) for v in encoded.dictionary.to_pylist()], pa.large_string())
+    return pd.Series(pd.array(table.take(encoded.indices), dtype="string"), index=values.index)
+
+
+def _labels(which: np.ndarray, labels: tuple[str, str], dtype: str) -> pd.Series:
+    """labels[1] where ``which``, else labels[0] (built in Arrow: numpy strings are slow)."""
+    codes = pa.array(which.astype(np.int8))
+    names = pa.array(labels, pa.large_string())
+    return pd.array(pa.DictionaryArray.from_arrays(codes, names).cast(pa.large_string()),
+                    dtype=dtype)
+
+
+def _spread(values: pd.Series, where: np.ndarray, index: pd.Index) -> pd.Series:
+    """A string column over `index` holding `values` at the rows of `where`, NA elsewhere
+    (by position: a reindex would hash the index)."""
+    at = np.full(len(index), -1, np.int64)
+    at[where] = np.arange(len(values))
+    taken = pa.array(values.array).take(pa.array(at, mask=at < 0))
+    return pd.Series(pd.array(taken, dtype="string"), index=index)
 
 
 def phone_reason_code(reason: str) -> str:

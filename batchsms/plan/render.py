@@ -6,6 +6,16 @@ campaign error; an empty cell is *missing* for that row, so using it skips the r
 (``| default("...")`` or ``is defined`` make a variable optional). Every column is also
 reachable as ``contact["Column name"]``, for headers that are not identifiers.
 
+A template can only read values: ``<< >>`` prints one value (a cell, a number), never a
+row or another object (``<< contact >>`` is an error, not the row as a dict); it cannot
+include, import or extend other files; and what it may cost is bounded (see
+``batchsms.limits``): no operation may build a string, list or number far beyond any
+text's size (``'a' * 10**10``, ``7 ** 7 ** 10``, ``center(10**9)`` are refused, and none
+is folded when the template compiles), one row's render stops after
+``MAX_RENDER_SECONDS`` (loops, recursion), and a text stops at ``MAX_TEXT_CHARS``. A
+template that fails for every row of the sheet is a campaign error, not a run in which
+every row is skipped.
+
 Templates that only substitute variables are rendered column-wise (string
 concatenation over whole columns); any other template is rendered row by row by Jinja.
 Either way the text is byte for byte what Jinja produces.
@@ -14,23 +24,207 @@ Either way the text is byte for byte what Jinja produces.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-from collections.abc import Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from batchsms import limits
 from batchsms.errors import CampaignError, located, not_utf8
 
 CONTACT = "contact"
+_MAX_BITS = 100_000  # ~30,000 digits: far more than any text can show
+# a width or precision of a million or more in a %-format or a {}-format string
+_WIDE = re.compile(r"%[-+ #0]*(\d{7,}|\.\d{7,})|\{[^{}]*:[^{}]*\d{7,}")
+_TEMPLATE_FILE = "<template>"
 
-_ENV = SandboxedEnvironment(
+
+class _Refused(SecurityError):
+    """An operation that would build something far larger than any text."""
+
+
+class _Timeout(Exception):
+    """One row's render ran past MAX_RENDER_SECONDS."""
+
+
+def _too_big(value: object) -> bool:
+    most = limits.VALUE_CHARS.int_value()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) > most
+    return isinstance(value, str | list | tuple) and len(value) > most
+
+
+def _refuse_big(*values: object) -> None:
+    for value in values:
+        if _too_big(value):
+            raise _Refused(f"the template builds a value over {limits.VALUE_CHARS.default:,.0f} "
+                           "characters or a width that large")
+
+
+def _refuse_wide(form: object) -> None:
+    if isinstance(form, str) and _WIDE.search(form):
+        raise _Refused("the template formats a value a million or more characters wide")
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
+        if abs(left) > 1 and right * abs(left).bit_length() > _MAX_BITS:
+            raise _Refused(f"{left} ** {right} is a number too large to show")
+    elif operator == "*":
+        if isinstance(left, int) and isinstance(right, int):
+            if abs(left).bit_length() + abs(right).bit_length() > _MAX_BITS:
+                raise _Refused("the template multiplies numbers too large to show")
+        elif isinstance(left, int | str | list | tuple) and isinstance(right, int | str | list |
+                                                                      tuple):
+            size = _length(left) * _length(right)
+            if size > limits.VALUE_CHARS.int_value():
+                raise _Refused(f"the template repeats a value to {size:,} characters or items")
+    elif operator == "+":
+        if _length(left) + _length(right) > limits.VALUE_CHARS.int_value():
+            raise _Refused("the template joins values into more than "
+                           f"{limits.VALUE_CHARS.default:,.0f} characters")
+    elif operator == "%" and isinstance(left, str):
+        _refuse_wide(left)
+        _refuse_big(*(right if isinstance(right, tuple) else (right,)))
+
+
+def _length(value: object) -> int:
+    if isinstance(value, str | list | tuple):
+        return len(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def _checked_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    passes_context = getattr(function, "jinja_pass_arg", None) is not None
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        value, *params = args[1:] if passes_context else args
+        _refuse_big(*params, *kwargs.values())
+        if function.__name__ == "do_replace" and len(params) >= 2:
+            _check_replace(value, params[1])
+        if function.__name__ == "do_format":
+            _refuse_wide(value)
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def _check_replace(text: object, new: object) -> None:
+    if isinstance(text, str) and isinstance(new, str) and \
+            (len(text) + 1) * len(new) > limits.VALUE_CHARS.int_value():
+        raise _Refused("the template's replace would build too long a text")
+
+
+def _one_value(value: object) -> object:
+    """What ``<< >>`` may print: one value, never a row, a list or any other object."""
+    if isinstance(value, str | int | float | Decimal | Undefined):
+        return value
+    if isinstance(value, Row):
+        str(value)
+    raise TemplateError(f"<< >> must give one value (a cell, a number), not a "
+                        f"{type(value).__name__}: name a column, e.g. << first_name >>")
+
+
+class Row(Mapping[str, str]):
+    """``contact``: the row's cells by column name; never printable as a whole."""
+
+    __slots__ = ("_cells",)
+
+    def __init__(self, cells: dict[str, str]) -> None:
+        self._cells = cells
+
+    def __getitem__(self, key: str) -> str:
+        return self._cells[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cells)
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+    def __str__(self) -> str:
+        raise TemplateError("'contact' is the whole row, not one cell: write "
+                            "contact[\"Column name\"] or the column's name")
+
+    __repr__ = __str__
+
+
+class _Generator(CodeGenerator):
+    """Jinja's code generator, with ``~`` (string joining) size-checked at run time."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.checked_join((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with every operation that can grow a value checked before it runs.
+
+    Intercepted operators are also never folded at compile time, so ``check`` cannot hang.
+    """
+
+    code_generator_class = _Generator
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.globals.pop("lipsum", None)
+        for name in ("pprint", "tojson", "xmlattr"):
+            self.filters.pop(name, None)
+        self.filters = {name: _checked_filter(f) for name, f in self.filters.items()}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _refuse_big(*args, *kwargs.values())
+        if getattr(__obj, "__name__", None) == "replace" and len(args) >= 2:
+            _check_replace(getattr(__obj, "__self__", None), args[1])
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        form = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            _refuse_wide(form)
+            _refuse_big(*args, *kwargs.values())
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+    @staticmethod
+    def checked_join(parts: tuple[Any, ...]) -> str:
+        text = "".join(map(str, parts))
+        if len(text) > limits.VALUE_CHARS.int_value():
+            raise _Refused("the template joins values into more than "
+                           f"{limits.VALUE_CHARS.default:,.0f} characters")
+        return text
+
+
+_ENV = _Sandbox(
     block_start_string="<%",
     block_end_string="%>",
     variable_start_string="<<",
@@ -39,6 +233,7 @@ _ENV = SandboxedEnvironment(
     comment_end_string="#>",
     undefined=StrictUndefined,
     autoescape=False,
+    finalize=_one_value,
 )
 
 
@@ -77,12 +272,22 @@ class Template:
 
 def compile_template(source: str, origin: str) -> Template:
     """Parse ``source``; syntax errors become a CampaignError naming ``origin`` and the line."""
+    if len(source) > limits.TEMPLATE_BYTES.int_value():
+        raise CampaignError(located(origin, None, "the template is longer than "
+                                    f"{limits.TEMPLATE_BYTES.int_value():,} characters",
+                                    limits.TEMPLATE_BYTES.fix))
     try:
         tree = _ENV.parse(source)
+        _refuse_other_files(tree, origin)
         _ENV.from_string(tree)
     except TemplateSyntaxError as exc:
         raise CampaignError(located(origin, f"line {exc.lineno}", f"template syntax error: "
                                     f"{exc.message}", _syntax_hint(str(exc.message)))) from None
+    except (RecursionError, MemoryError):
+        raise CampaignError(located(origin, None, "the template is nested too deeply to read",
+                                    "Simplify it")) from None
+    except TemplateError as exc:
+        raise CampaignError(located(origin, None, f"template error: {exc}")) from None
     names = meta.find_undeclared_variables(tree) - {CONTACT}
     keys = {node.arg.value for node in tree.find_all(nodes.Getitem)
             if _is_contact_item(node)}
@@ -92,7 +297,7 @@ def compile_template(source: str, origin: str) -> Template:
             node.arg.value if _is_contact_item(node) else None)  # type: ignore[attr-defined]
         if name is not None:
             lines[name] = min(lines.get(name, node.lineno), node.lineno)
-    return Template(origin, source, frozenset(names | keys), _substitution_parts(tree),
+    return Template(origin, source, frozenset(names | keys), _substitution_parts(tree, names),
                     tuple(sorted(lines.items())))
 
 
@@ -108,15 +313,26 @@ def _syntax_hint(message: str) -> str:
     return "Variables are written << name >>, statements <% if x %>...<% endif %>"
 
 
+def _refuse_other_files(tree: nodes.Template, origin: str) -> None:
+    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        raise CampaignError(located(origin, f"line {node.lineno}", "a template cannot include, "
+                                    "import or extend other files", "Put the whole message "
+                                    "in this one template"))
+
+
 def load_template(path: Path | None, text: str | None, campaign: Path | None) -> Template:
     """The campaign's template from ``template.path`` or ``template.text``."""
+    from batchsms.plan.campaign import read_small_file
+
     if path is not None:
         try:
-            return compile_template(path.read_text(encoding="utf-8-sig"), str(path))
+            data = read_small_file(path, limits.TEMPLATE_BYTES, "the template")
+            return compile_template(data.decode("utf-8-sig"), str(path))
         except UnicodeDecodeError as exc:
             raise CampaignError(not_utf8(path, exc)) from None
         except OSError as exc:
-            raise CampaignError(located(path, None, f"cannot read the template: {exc}",
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise CampaignError(located(path, None, f"cannot read the template: {reason}",
                                         "Save it as UTF-8 text")) from None
     assert text is not None
     return compile_template(text, f"{campaign}: template.text")
@@ -127,8 +343,11 @@ def _is_contact_item(node: nodes.Getitem) -> bool:
             and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str))
 
 
-def _substitution_parts(tree: nodes.Template) -> tuple[Part, ...] | None:
-    """The template as literal/column parts, or None if it does more than substitute."""
+def _substitution_parts(tree: nodes.Template, names: set[str]) -> tuple[Part, ...] | None:
+    """The template as literal/column parts, or None if it does more than substitute.
+
+    ``names`` are the sheet columns it reads; any other name (``range``) is Jinja's.
+    """
     parts: list[Part] = []
     for statement in tree.body:
         if not isinstance(statement, nodes.Output):
@@ -136,7 +355,7 @@ def _substitution_parts(tree: nodes.Template) -> tuple[Part, ...] | None:
         for node in statement.nodes:
             if isinstance(node, nodes.TemplateData):
                 parts.append(Part(literal=node.data))
-            elif isinstance(node, nodes.Name) and node.name != CONTACT:
+            elif isinstance(node, nodes.Name) and node.name in names:
                 parts.append(Part(column=node.name))
             elif isinstance(node, nodes.Getitem) and _is_contact_item(node):
                 parts.append(Part(column=node.arg.value))  # type: ignore[attr-defined]
@@ -149,11 +368,27 @@ def render_frame(template: Template, frame: pd.DataFrame) -> tuple[pd.Series, pd
     """Render every row of ``frame``: (texts, reasons), both indexed like ``frame``.
 
     A row whose template needs an empty cell, or whose rendering fails, has NA text and a
-    reason; the others have NA reason.
+    reason; the others have NA reason. Raises CampaignError when the template fails (other
+    than for an empty cell) for every row of ``frame``: that is a broken template, not a
+    sheet of bad rows.
     """
     if template.parts is not None:
-        return _render_columns(template.parts, frame)
-    return _render_rows(template, frame)
+        texts, reasons = _render_columns(template.parts, frame)
+    else:
+        texts, reasons = _render_rows(template, frame)
+    _refuse_if_every_row_fails(template, reasons)
+    return texts, reasons
+
+
+def _refuse_if_every_row_fails(template: Template, reasons: pd.Series) -> None:
+    if not len(reasons) or reasons.isna().any():
+        return
+    failed = ~reasons.str.startswith("empty cell")
+    if failed.all():
+        first = reasons.index[0]
+        raise CampaignError(located(template.origin, None, f"the template fails for every row "
+                                    f"(row {first}: {reasons.iloc[0]})", "Fix the template; "
+                                    "batchsms preview shows what it renders"))
 
 
 def _render_columns(parts: tuple[Part, ...], frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -168,8 +403,18 @@ def _render_columns(parts: tuple[Part, ...], frame: pd.DataFrame) -> tuple[pd.Se
               else pc.cast(pa.array(frame[p.column]), pa.large_string()) for p in parts]
     joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
     text = pd.Series(pd.array(joined, dtype="string"), index=frame.index)
+    most = limits.TEXT_CHARS.int_value()
+    long = pc.fill_null(pc.greater(pc.utf8_length(joined), most), False).to_numpy(
+        zero_copy_only=False) & reasons.isna().to_numpy()
+    if long.any():
+        reasons[long] = _too_long_reason(most)
     text[reasons.notna()] = pd.NA
     return text, reasons
+
+
+def _too_long_reason(most: int) -> str:
+    return (f"template error: the text is longer than {most:,} characters "
+            f"({limits.TEXT_CHARS.variable} is the limit)")
 
 
 def _render_rows(template: Template, frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -177,24 +422,110 @@ def _render_rows(template: Template, frame: pd.DataFrame) -> tuple[pd.Series, pd
     columns = [c for c in frame.columns if isinstance(c, str)]
     texts: list[str | None] = []
     reasons: list[str | None] = []
-    for values in frame[columns].itertuples(index=False, name=None):
-        context = {c: v for c, v in zip(columns, values, strict=True) if not pd.isna(v)}
-        text, reason = _render_one(compiled, context)
-        texts.append(text)
-        reasons.append(reason)
+    budget = _Budget(limits.TEXT_CHARS.int_value(), limits.RENDER_SECONDS.value())
+    with _alarm(budget):
+        rows = frame[columns].itertuples(index=False, name=None)
+        for row, values in zip(frame.index, rows, strict=True):
+            context = {c: v for c, v in zip(columns, values, strict=True) if not pd.isna(v)}
+            try:
+                text, reason = _render_one(compiled, context, budget)
+            except (_Timeout, MemoryError) as exc:
+                raise _runaway(template, row, exc, budget) from None
+            texts.append(text)
+            reasons.append(reason)
     return (pd.Series(texts, index=frame.index, dtype="string"),
             pd.Series(reasons, index=frame.index, dtype="string"))
 
 
-def _render_one(compiled: object, context: dict[str, str]) -> tuple[str | None, str | None]:
+@dataclass
+class _Budget:
+    chars: int
+    seconds: float
+    armed: bool = False
+
+
+@contextmanager
+def _alarm(budget: _Budget) -> Iterator[None]:
+    """SIGALRM stops a row's render that runs too long (loops, recursion).
+
+    Signals reach only the main thread; elsewhere (a library user's worker thread) the
+    size checks still hold but a render is not timed.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def ring(signum: int, frame: object) -> None:
+        if budget.armed:
+            budget.armed = False
+            raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, ring)
     try:
-        return compiled.render({**context, CONTACT: context}), None  # type: ignore[attr-defined]
+        yield
+    finally:
+        budget.armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _render_one(compiled: Any, context: dict[str, str],
+                budget: _Budget) -> tuple[str | None, str | None]:
+    try:
+        budget.armed = True
+        signal.setitimer(signal.ITIMER_REAL, budget.seconds)
+        return _generate(compiled, {**context, CONTACT: Row(context)}, budget.chars), None
     except UndefinedError as exc:
         return None, _undefined_reason(str(exc.message))
     except SecurityError as exc:
-        return None, f"template not allowed: {exc}"
-    except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
-        return None, f"template error: {exc}"
+        return None, f"template not allowed{_line(exc)}: {exc}"
+    except RecursionError as exc:
+        return None, f"template error{_line(exc)}: it calls itself too deeply"
+    except _TooLong:
+        return None, _too_long_reason(budget.chars)
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        return None, f"template error{_line(exc)}: {exc}"
+    finally:
+        budget.armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _runaway(template: Template, row: object, exc: BaseException,
+             budget: _Budget) -> CampaignError:
+    """A render that loops or eats memory is the template's fault, whatever the row."""
+    line = _line(exc).removeprefix(" at ") or None
+    what = (f"rendering row {row} took more than {budget.seconds:g} s"
+            if isinstance(exc, _Timeout) else f"rendering row {row} needed too much memory")
+    return CampaignError(located(template.origin, line, f"{what}: the template may loop or "
+                                 "recurse without end", "Fix the loop; "
+                                 f"{limits.RENDER_SECONDS.variable} raises the time limit"))
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _generate(compiled: Any, context: dict[str, Any], most: int) -> str:
+    pieces: list[str] = []
+    size = 0
+    for piece in compiled.generate(context):
+        size += len(piece)
+        if size > most:
+            raise _TooLong
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+def _line(exc: BaseException) -> str:
+    """" at line N" for the innermost template line in ``exc``'s traceback, if any."""
+    line = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _TEMPLATE_FILE:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" at line {line}" if line else ""
 
 
 def _undefined_reason(message: str) -> str:

@@ -1,8 +1,9 @@
 """SMS segment counts that agree exactly with Twilio's message-segment-calculator.
 
 SEGMENTS.md describes the reference algorithm. `count` ports it for one text and is
-the reference; `count_column` gives the same numbers for a whole column of texts
-without a Python loop over rows (batchsms.plan.segment_columns holds that column path).
+the reference; `batchsms.plan.segment_columns.count_column` gives the same numbers for a
+whole column of texts without a Python loop over rows (it imports this module, never the
+reverse).
 
 Rules in short: a text is UCS-2 if any grapheme is not a single GSM 03.38 character.
 A segment holds 1120 bits; concatenated parts carry a 48-bit header, so one part
@@ -18,14 +19,10 @@ import itertools
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import regex
 
 from batchsms.plan.charsets import GSM_BASIC, GSM_EXTENSION, SMART_ENCODING
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -72,29 +69,6 @@ def count(text: str, smart: bool = False) -> SegmentCount:
         return SegmentCount(UCS2, _build_segments(bits), len(graphemes), non_gsm)
     septets = [_SEPTETS[g] for g in graphemes]
     return SegmentCount(GSM7, _build_segments([7 * s for s in septets]), sum(septets), ())
-
-
-def count_column(texts: pd.Series) -> pd.DataFrame:
-    """`count` for every text of a column, computed column-wise.
-
-    `texts` holds str values, no missing values, any index. Returns a DataFrame with
-    the same index and columns `encoding` ("GSM-7"/"UCS-2"), `segments` and
-    `characters` (int64), and `ucs2_chars`: `describe_chars` of the graphemes that
-    forced UCS-2 ("" for GSM-7 rows). Equal to `count` row by row.
-    """
-    from batchsms.plan import segment_columns  # it builds on this module, so it comes in late
-
-    return segment_columns.count_column(texts)
-
-
-def smart_replace_column(texts: pd.Series) -> pd.Series:
-    """`smart_replace` for every text of a column (str values, no missing values).
-
-    Returns a str Series with the same index and name.
-    """
-    from batchsms.plan import segment_columns
-
-    return segment_columns.smart_replace_column(texts)
 
 
 def describe_chars(chars: Iterable[str], limit: int = 5) -> str:

@@ -2,6 +2,28 @@
 
 An adapter translates the provider's wire format and error model and nothing else:
 chunking, concurrency, rate, retries and journaling are the runner's policy.
+
+Three calls:
+
+- ``send(batch)``: one request, one :class:`Result` per message (``providers/outcomes.py``
+  says what each answer means);
+- ``lookup(message, message_id, since)``: during a run, whether a message whose outcome
+  is unknown reached the provider;
+- ``track(queries)``: for ``batchsms track`` (late reconciliation and delivery reports),
+  one :class:`Tracked` per :class:`Query`, in order. A query names the message by the
+  provider's id when the journal has one, else by number + sender + exact text + the
+  window in which it was sent; a match must fit all of them, so another campaign's or an
+  earlier test's message to the same number is never taken for it. Each answer says
+  whether the provider has the message (``found``: an ``unknown`` outcome becomes
+  ``sent`` only then, with ``message_id`` and the reported cost), and its delivery,
+  normalised to :class:`Delivery` from the provider's own codes, with the provider's
+  reason and the time it was delivered where the provider gives one. ``track`` pages
+  through the provider's lists and keeps to each lookup endpoint's own rate limit
+  (MailerSend's activity: 10 requests a minute, every page counts) by waiting, so it can
+  take minutes; it never sends. A lookup the provider refuses (credentials) raises
+  ``wire.LookupFailed`` with its ``stop``; a network failure leaves those queries
+  ``found=False`` with the reason. A provider without any lookup (TXTY v6) answers
+  ``found=False``, delivery ``unknown``, and says so in ``reason``.
 """
 
 from __future__ import annotations
@@ -54,6 +76,43 @@ class Result:
     unrecognised: str | None = None
 
 
+class Delivery(StrEnum):
+    """A message's delivery, normalised from each provider's codes."""
+
+    DELIVERED = "delivered"  # the handset got it (the operator's report says so)
+    UNDELIVERED = "undelivered"  # refused or failed on the way (``reason`` says why)
+    EXPIRED = "expired"  # the operator gave up (the handset stayed unreachable)
+    PENDING = "pending"  # accepted, no final report yet
+    UNKNOWN = "unknown"  # the provider does not say (or has no lookup)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One message ``track`` asks about: by ``message_id``, else by the rest."""
+
+    key: int  # ours (the journal's), echoed in the answer
+    to: str  # E.164 with '+'
+    sender: str
+    text: str
+    sent_after: datetime  # the window in which our request went out (aware, UTC)
+    sent_before: datetime
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """What the provider says about one queried message."""
+
+    key: int
+    found: bool
+    delivery: Delivery = Delivery.UNKNOWN
+    message_id: str | None = None
+    reason: str | None = None  # the provider's own status name, code and text
+    delivered_at: datetime | None = None
+    cost: Decimal | None = None  # as the provider reports it
+    currency: str | None = None
+
+
 class Provider(Protocol):
     """A provider client bound to one account and one transport (``providers/transport.py``)."""
 
@@ -73,4 +132,8 @@ class Provider(Protocol):
         SENT (with the provider's id and status) when the provider has it; UNKNOWN when
         it does not (yet); used to resolve an unknown outcome instead of guessing.
         """
+        ...
+
+    async def track(self, queries: Sequence[Query]) -> list[Tracked]:
+        """What the provider knows of each query's message; see the module docstring."""
         ...

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from batchsms.providers import wire
-from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.base import Delivery, Message, Outcome, Query, Result, Tracked
 from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import OutcomeTable, not_processed, stop, unknown
 from batchsms.providers.registry import PROVIDERS
@@ -40,6 +40,11 @@ _TEMPLATE_SYNTAX = re.compile(r"\{[{%#]")
 _RECIPIENT_FIELD = re.compile(r"(?:to|personalization)\.(\d+)(?:\..+)?")
 _DAILY_QUOTA = "Daily quota for this number exceeded."
 _LOOKUP_PAGES = 20
+_TRACK_PAGES = 50
+ACTIVITY_LIMIT = (10, 60.0)  # GET /v1/sms-activity: 10 requests a minute
+_DELIVERY = {"processed": Delivery.PENDING, "queued": Delivery.PENDING,
+             "sent": Delivery.PENDING, "scheduled": Delivery.PENDING,
+             "delivered": Delivery.DELIVERED, "failed": Delivery.UNDELIVERED}
 _LOOKUP_WINDOW = 600
 _STAGES = {"processed": 0, "queued": 1, "sent": 2, "delivered": 3, "failed": 3}
 _NOT_PROCESSED = ("not sent: MailerSend refused the whole request because of other "
@@ -68,6 +73,9 @@ class MailerSendClient:
         self._base = base_url.rstrip("/").removesuffix("/v1")
         self._variable = key_variable
         self._clock = clock
+        self.activity_pace = wire.Pace(*ACTIVITY_LIMIT, clock=clock)
+        # when the message the last ``_by_id`` read was delivered (``track`` asks one at a time)
+        self._delivered_at: datetime | None = None
 
     async def send(self, batch: Sequence[Message]) -> list[Result]:
         """Send ``batch`` in one ``POST /v1/sms``; one Result per message, in order.
@@ -111,6 +119,52 @@ class MailerSendClient:
         return found or Result(message.key, Outcome.UNKNOWN, message_id=message_id,
                                error=f"MailerSend has no message to {message.to} since "
                                      f"{since.isoformat()}")
+
+    async def track(self, queries: Sequence[Query]) -> list[Tracked]:
+        """Each query's message by ``GET /v1/sms-messages/{id}``, else in ``GET
+        /v1/sms-activity`` over its window (pages of 100 followed by ``links.next``;
+        MailerSend gives no totals) matched on number, sender and text. Activity requests
+        keep to MailerSend's own 10 a minute (``activity_pace``), every page counted."""
+        return [await self._track_one(query) for query in queries]
+
+    async def _track_one(self, query: Query) -> Tracked:
+        message = Message(query.key, query.to, query.text)
+        try:
+            message_id = query.message_id
+            if not message_id:
+                entries = await self._activity_window(query)
+                ids = sorted({str(e["sms_message_id"]) for e in entries})
+                chosen, why = wire.only_match(ids, has_text=True)
+                if chosen is None:
+                    return Tracked(query.key, False, reason=why)
+                message_id = chosen
+            found = await self._by_id(message, message_id)
+        except wire.LookupFailed as problem:
+            if problem.stop:
+                raise
+            return Tracked(query.key, False, reason=wire.redact(str(problem), self._key))
+        if found is None:
+            return Tracked(query.key, False, reason="MailerSend has no such message (yet)")
+        delivery = _DELIVERY.get(found.status or "", Delivery.UNKNOWN)
+        reason = found.status if not found.error else f"{found.status}: {found.error}"
+        return Tracked(query.key, True, delivery, message_id, reason,
+                       delivered_at=self._delivered_at if delivery is Delivery.DELIVERED
+                       else None)
+
+    async def _activity_window(self, query: Query) -> list[dict[str, Any]]:
+        message = Message(query.key, query.to, query.text)
+        window = {"date_from": int(query.sent_after.timestamp()),
+                  "date_to": min(int(query.sent_before.timestamp()), int(self._clock())),
+                  "limit": 100}
+        found: list[dict[str, Any]] = []
+        for page in range(1, _TRACK_PAGES + 1):
+            await self.activity_pace.wait()
+            body = await self._get("/v1/sms-activity", {**window, "page": page}) or {}
+            found += [a for a in _dicts(body.get("data")) if self._matches(a, message)
+                      and a.get("from") == self._sender]
+            if not (body.get("links") or {}).get("next"):
+                break
+        return found
 
     # -- sending ---------------------------------------------------------------------------
     def _unanswered(self, batch: Sequence[Message], answer: NoAnswer) -> list[Result]:
@@ -209,6 +263,8 @@ class MailerSendClient:
         sms = next((s for s in _dicts(data.get("sms")) if s.get("to") == message.to), {})
         activity = [a for a in _dicts(data.get("sms_activity")) if a.get("to") == message.to]
         status = sms.get("status") or _latest(activity).get("status")
+        delivered = next((a for a in activity if a.get("status") == "delivered"), None)
+        self._delivered_at = _parsed(delivered.get("created_at")) if delivered else None
         return Result(message.key, Outcome.SENT, message_id=message_id,
                       status=str(status) if status else None,
                       segments=wire.integer(sms.get("segment_count")),
@@ -222,6 +278,7 @@ class MailerSendClient:
                   "status[]": "processed", "limit": 100}
         matches: list[dict[str, Any]] = []
         for page in range(1, _LOOKUP_PAGES + 1):
+            await self.activity_pace.wait()
             body = await self._get("/v1/sms-activity", {**window, "page": page}) or {}
             matches += [a for a in _dicts(body.get("data")) if self._matches(a, message)]
             if not (body.get("links") or {}).get("next"):
@@ -342,6 +399,14 @@ def _latest(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The newest activity entry; of entries made at the same instant, the furthest on."""
     return max(entries, default={}, key=lambda e: (str(e.get("created_at") or ""),
                                                     _STAGES.get(str(e.get("status")), -1)))
+
+
+def _parsed(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _quota_left(response: Reply) -> int | None:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from batchsms.providers import wire
-from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.base import Delivery, Message, Outcome, Query, Result, Tracked
 from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import Meaning, OutcomeTable, failed, sent, stop
 from batchsms.providers.registry import PROVIDERS
@@ -87,6 +87,49 @@ class MailjetClient:
                           error=f"Mailjet lists no message to {message.to} since "
                                 f"{since.isoformat()}")
         return self._found(message.key, item)
+
+    async def track(self, queries: Sequence[Query]) -> list[Tracked]:
+        """Each query's message by ``GET /v4/sms/{id}``, else among ``GET /v4/sms`` for its
+        number and window (pages of 100) from our sender; Mailjet's statistics keep no
+        text, so without an id only a single candidate is taken. Statistics may lag
+        hours behind a send (RESEARCH §1.6): not found now may be found later."""
+        return [await self._track_one(query) for query in queries]
+
+    async def _track_one(self, query: Query) -> Tracked:
+        try:
+            if query.message_id:
+                item = await self._by_id(query.message_id)
+                why = None if item else "Mailjet lists no message with this id (yet)"
+            else:
+                item, why = wire.only_match(await self._window(query), has_text=False)
+        except wire.LookupFailed as problem:
+            if problem.stop:
+                raise
+            return Tracked(query.key, False, reason=wire.redact(str(problem), self._token))
+        if item is None:
+            return Tracked(query.key, False, reason=why)
+        status = _lower(item.get("status"))
+        code = wire.integer(status.get("code"))
+        cost = _lower(item.get("cost"))
+        return Tracked(query.key, True, DELIVERY.get(code, Delivery.UNKNOWN),
+                       _message_id(item), f"{code} {status.get('name') or ''}".strip(),
+                       cost=wire.decimal(cost.get("value")),
+                       currency=str(cost["currency"]) if cost.get("currency") else None)
+
+    async def _window(self, query: Query) -> list[dict[str, Any]]:
+        start = math.floor(query.sent_after.timestamp())
+        end = math.ceil(query.sent_before.timestamp())
+        found: list[dict[str, Any]] = []
+        for offset in range(0, 100 * _LOOKUP_PAGE, _LOOKUP_PAGE):
+            items = _items(await self._get("/v4/sms", {
+                "To": query.to, "FromTS": start, "ToTS": end, "Limit": _LOOKUP_PAGE,
+                "Offset": offset}))
+            found += [i for i in items if str(i.get("to", "")) == query.to
+                      and str(i.get("from", query.sender)) == query.sender
+                      and start <= _created(i) <= end]
+            if len(items) < _LOOKUP_PAGE:
+                break
+        return found
 
     # -- sending ---------------------------------------------------------------------------
     async def _send_one(self, message: Message) -> Result:
@@ -244,6 +287,12 @@ STATUSES = OutcomeTable("Mailjet", {
     15: stop("rejected_insufficent_funds", _FUNDS),
     16: stop("rejected_daily_limit_reached", _DAILY),
 })
+
+
+# Status.Code → delivery (RESEARCH.md §1.7: 1-2 in flight, 3-16 final, 0 no record).
+DELIVERY = {0: Delivery.UNKNOWN, 1: Delivery.PENDING, 2: Delivery.PENDING,
+            3: Delivery.DELIVERED, 6: Delivery.EXPIRED,
+            **dict.fromkeys((4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16), Delivery.UNDELIVERED)}
 
 
 def create(config: ProviderConfig, env: Mapping[str, str], http: Transport

@@ -12,11 +12,11 @@ Sources: ``shared/providers/txty-send-sms.html`` and RESEARCH.md §4.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from batchsms.providers import wire
-from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.base import Delivery, Message, Outcome, Query, Result, Tracked
 from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import OutcomeTable, failed, not_processed, stop
 from batchsms.providers.registry import PROVIDERS
@@ -105,6 +105,44 @@ class TxtyClient:
         if found is None:
             return Result(message.key, Outcome.UNKNOWN, error="not found in the TXTY outbox")
         return _from_outbox(message.key, found)
+
+    async def track(self, queries: Sequence[Query]) -> list[Tracked]:
+        """Each query's message in the outbox (searched by number): by ``smsid``, else by
+        number, sender, exact text and the window (with ``CLOCK_SKEW`` either side)."""
+        return [await self._track_one(query) for query in queries]
+
+    async def _track_one(self, query: Query) -> Tracked:
+        msisdn = _msisdn(query.to)
+        answer = await self._post(query.key, "view/outbox", {"search": msisdn})
+        if not isinstance(answer, Result) and answer.get("status") == "error":
+            answer = self._refused(query.key, answer)
+        if isinstance(answer, Result):
+            if answer.stop:
+                raise wire.LookupFailed(f"outbox lookup failed: {answer.error}", answer.stop)
+            return Tracked(query.key, False, reason=f"outbox lookup failed: {answer.error}")
+        outbox = answer.get("outbox")
+        items = [i for i in outbox if isinstance(i, dict)] if isinstance(outbox, list) else []
+        if query.message_id:
+            found = next((i for i in items if str(i.get("smsid")) == query.message_id), None)
+        else:
+            low = query.sent_after.timestamp() - CLOCK_SKEW
+            high = query.sent_before.timestamp() + CLOCK_SKEW
+            found = min((i for i in items if str(i.get("msisdn")) == msisdn
+                         and i.get("text") == query.text
+                         and str(i.get("sender", query.sender)) == query.sender
+                         and low <= (wire.number(i.get("sent")) or 0) <= high),
+                        key=lambda i: wire.number(i.get("sent")) or 0, default=None)
+        if found is None:
+            return Tracked(query.key, False, reason="not found in the TXTY outbox")
+        code = wire.integer(found.get("error"))
+        delivery = (Delivery.UNDELIVERED if found.get("failed") else
+                    Delivery.DELIVERED if code == DELIVERED else Delivery.PENDING)
+        received = wire.number(found.get("received"))
+        return Tracked(query.key, True, delivery, str(found.get("smsid")),
+                       _delivery_status(found),
+                       delivered_at=datetime.fromtimestamp(received, UTC)
+                       if delivery is Delivery.DELIVERED and received else None,
+                       cost=wire.decimal(found.get("price")), currency=CURRENCY)
 
     async def _send_one(self, message: Message) -> Result:
         params = {"msisdn": _msisdn(message.to), "sender": self._sender, "text": message.text}

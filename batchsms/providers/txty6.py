@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from batchsms.providers import wire
-from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.base import Message, Outcome, Query, Result, Tracked
 from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import OutcomeTable, failed, stop, unknown
 from batchsms.providers.registry import PROVIDERS
@@ -93,6 +93,12 @@ class Txty6Client:
         return Result(message.key, Outcome.UNKNOWN, message_id=message_id,
                       error="TXTY v6 documents no status lookup: check TXTY's web interface "
                             f"for custom_reference {message.key}")
+
+    async def track(self, queries: Sequence[Query]) -> list[Tracked]:
+        """Nothing to ask: each query is not found, delivery unknown, and says why."""
+        return [Tracked(q.key, False, message_id=q.message_id,
+                        reason="TXTY v6 documents no status lookup: check TXTY's web "
+                               f"interface for custom_reference {q.key}") for q in queries]
 
     async def _send_one(self, message: Message) -> Result:
         params = {"msisdn": message.to.strip().removeprefix("+"), "sender": self._sender,

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from batchsms.errors import CampaignError
 from batchsms.providers import wire
-from batchsms.providers.base import Message, Outcome, Result
+from batchsms.providers.base import Delivery, Message, Outcome, Query, Result, Tracked
 from batchsms.providers.credentials import require
 from batchsms.providers.outcomes import (
     OutcomeTable,
@@ -84,6 +84,7 @@ OUTCOMES = OutcomeTable("Voximplant", {
     454: stop("INVALID_TOKEN_TTL", _CREDENTIALS),
     455: stop("TOKEN_ISSUED_IN_FUTURE", _CLOCK), 456: stop("TOKEN_EXPIRED", _CLOCK),
 })
+_HISTORY_DELIVERY = {"1": Delivery.DELIVERED, "2": Delivery.UNDELIVERED, "3": Delivery.PENDING}
 _HISTORY_STATUS = {"1": "success", "2": "error", "3": "waiting"}
 
 
@@ -265,6 +266,48 @@ class VoximplantClient:
                 return Result(message.key, Outcome.UNKNOWN,
                               error="not in Voximplant's SMS history (GetSmsHistory)")
 
+    async def track(self, queries: Sequence[Query]) -> list[Tracked]:
+        """Each query's message in GetSmsHistory (our sender, its number, its window; pages
+        of 1,000): by ``message_id``, else by exact text where Voximplant stored it
+        (``store_body: true``), else only a single candidate. ``status_id`` "1" (success)
+        is the last word SendSmsMessage gets: Voximplant reports no handset delivery."""
+        return [await self._track_one(query) for query in queries]
+
+    async def _track_one(self, query: Query) -> Tracked:
+        params = {"source_number": self._source, "destination_number": _digits(query.to),
+                  "direction": "OUT", "from_date": _history_date(query.sent_after),
+                  "to_date": _history_date(query.sent_before), "count": str(_HISTORY_PAGE)}
+        entries: list[dict[str, Any]] = []
+        while True:
+            answer = await self._call("GetSmsHistory", {**params, "offset": str(len(entries))})
+            if isinstance(answer, Result):
+                if answer.stop:
+                    raise wire.LookupFailed(f"status lookup failed: {answer.error}", answer.stop)
+                return Tracked(query.key, False, reason=f"status lookup failed: {answer.error}")
+            page = [e for e in answer.get("result") or [] if isinstance(e, dict)]
+            entries += page
+            if not page or len(entries) >= (wire.integer(answer.get("total_count")) or 0):
+                break
+        if query.message_id:
+            found = next((e for e in entries if str(e.get("message_id")) == query.message_id),
+                         None)
+            why = "not in Voximplant's SMS history"
+        else:
+            texts = [e for e in entries if "text" in e]
+            candidates = [e for e in texts if e["text"] == query.text] if texts else entries
+            found, why = wire.only_match(candidates, has_text=bool(texts))
+        if found is None:
+            return Tracked(query.key, False, reason=why)
+        status_id = str(found.get("status_id"))
+        delivery = _HISTORY_DELIVERY.get(status_id, Delivery.UNKNOWN)
+        reason = _HISTORY_STATUS.get(status_id, status_id)
+        if found.get("error_message"):
+            reason = f"{reason}: {found['error_message']}"
+        processed = _parsed_history_date(found.get("processed_date"))
+        return Tracked(query.key, True, delivery, str(found.get("message_id")), reason,
+                       delivered_at=processed if delivery is Delivery.DELIVERED else None,
+                       cost=wire.decimal(found.get("cost")))
+
     async def _send_one(self, message: Message) -> Result:
         params = {"source": self._source, "destination": _digits(message.to),
                   "sms_body": message.text, "store_body": "true" if self._store_body else "false"}
@@ -351,6 +394,13 @@ def _api_root(base_url: str) -> str:
 
 def _digits(e164: str) -> str:
     return e164.strip().removeprefix("+")
+
+
+def _parsed_history_date(value: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(value), HISTORY_DATE).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _history_date(moment: datetime) -> str:

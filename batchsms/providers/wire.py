@@ -7,20 +7,24 @@ what an answer *means* stays in ``providers/<name>.py``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from batchsms.errors import CampaignError
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import ProviderRules
+
+T = TypeVar("T")
 
 
 def base_url(configured: str | None, default: str) -> str:
@@ -36,6 +40,41 @@ def base_url(configured: str | None, default: str) -> str:
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise CampaignError(f"provider.base_url: {url!r} is not an http(s) URL")
     return url
+
+
+class Pace:
+    """At most ``count`` calls in any ``per`` seconds: ``await pace.wait()`` before each.
+
+    For a lookup endpoint with a limit of its own (MailerSend's activity: 10 a minute);
+    ``clock`` and ``sleep`` are injected so tests need not wait.
+    """
+
+    def __init__(self, count: int, per: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.count, self.per, self.clock, self.sleep = count, per, clock, sleep
+        self._times: deque[float] = deque()
+
+    async def wait(self) -> None:
+        while True:
+            now = self.clock()
+            while self._times and self._times[0] <= now - self.per:
+                self._times.popleft()
+            if len(self._times) < self.count:
+                self._times.append(now)
+                return
+            await self.sleep(self._times[0] + self.per - now)
+
+
+def only_match(candidates: Sequence[T], has_text: bool) -> tuple[T | None, str | None]:
+    """The message a lookup without an id may take: any match when the text was compared,
+    else only a single one (two messages to the number from our sender in the window, and
+    the provider keeps no text: it cannot say which is ours). ``(None, why)`` otherwise."""
+    if not candidates:
+        return None, "not found"
+    if has_text or len(candidates) == 1:
+        return candidates[0], None
+    return None, (f"{len(candidates)} messages to this number from this sender in the window, "
+                  "and the provider keeps no text: it cannot say which is ours")
 
 
 def redirected(key: int, title: str, base: str, status: int, location: str | None) -> Result:
@@ -98,7 +137,7 @@ def json_object(content: bytes) -> dict[str, Any] | None:
     """``content`` as a JSON object (fractions as exact Decimals), or None when it is not one."""
     try:
         value = json.loads(content, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an answer nested thousands deep
         return None
     return value if isinstance(value, dict) else None
 

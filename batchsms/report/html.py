@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from batchsms.display import money, plural
 from batchsms.plan.campaign import Campaign
@@ -68,7 +69,8 @@ def write_report(path: Path, campaign: Campaign, totals: Totals,
 
 def render(campaign: Campaign, totals: Totals, sent: SendView | None, now: datetime) -> str:
     cur = totals.prices.currency
-    sections = [_banner(totals, sent), _cards(campaign, totals, sent)]
+    sections = [_banner(totals, sent), _cards(campaign, totals, sent),
+                _window_section(campaign, totals)]
     if sent is not None:
         sections.append(_send_section(sent, cur))
     sections += [f"<h2>{'The plan' if sent else 'What a send would do'}</h2>",
@@ -155,6 +157,33 @@ def _plan_charts(totals: Totals) -> str:
                 totals.skipped_by_reason.most_common()], "skipped-by-reason"),
     ]
     return f"<section class=\"charts\">{''.join(charts)}</section>"
+
+
+def _window_section(campaign: Campaign, totals: Totals, hours: int = 48) -> str:
+    """Quiet hours: who can be reached now, and when the others' windows open, by hour."""
+    send = campaign.send
+    if not (send.window or send.not_before or campaign.contacts.send_at_column):
+        return ""
+    w = totals.window
+    never = w.to_dict(totals.skipped_by_reason)["never"]
+    cards = "".join(f"<div class=\"card\"><span>{_e(k)}</span><strong>{v:,}</strong></div>"
+                    for k, v in (("Reachable now", w.now), ("Later", w.later),
+                                 ("Never (skipped)", never)))
+    local = ZoneInfo(w.display_zone) if w.display_zone else None
+    items = []
+    for hour, n in sorted(w.by_hour.items())[:hours]:
+        at = datetime.fromtimestamp(hour, UTC)
+        there = f" · {at.astimezone(local):%a %H:%M}" if local else ""
+        items.append((f"{at:%a %d %b %H:%M}{there}", n, f"{n:,}", ONE_KIND))
+    zone = f" · {w.display_zone}" if w.display_zone else ""
+    chart = _chart(f"When the others' windows open, by hour (UTC{zone})", items, "by-window")
+    note = (f"<p>{w.several_zones:,} numbers have several time zones: the window must hold in "
+            "every one of them.</p>" if w.several_zones else "")
+    return (f"<h2>Quiet hours: each recipient in their own time zone</h2>"
+            f"<section class=\"cards\">{cards}</section>{note}"
+            f"<section class=\"charts\" style=\"grid-template-columns:"
+            f"minmax(min(100%,420px),720px)\">"
+            f"{chart}</section>")
 
 
 def _send_section(sent: SendView, cur: str) -> str:

@@ -32,7 +32,8 @@ from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journ
 RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
                   "provider_message_id", "provider_status", "encoding", "segments", "price",
                   "cost", "currency", "reported_segments", "reported_cost", "reported_currency",
-                  "attempts", "sender", "sent_at", "error", "text"]
+                  "attempts", "sender", "sent_at", "error", "delivery", "delivery_reason",
+                  "delivered_at", "text"]
 NUMBERS = {"row", "segments", "reported_segments", "attempts"}
 MONEY = {"price", "cost", "reported_cost"}
 XLSX_MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
@@ -109,6 +110,9 @@ def _present(chunk: pd.DataFrame) -> pd.DataFrame:
     sent = out["status"] == SENT
     stamps = pd.to_datetime(out["finished_at"].astype("float64"), unit="s", utc=True)
     out["sent_at"] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").where(sent, None)
+    delivered = pd.to_datetime(out["delivered_at"].astype("float64"), unit="s", utc=True)
+    out["delivered_at"] = delivered.dt.strftime("%Y-%m-%dT%H:%M:%SZ").where(
+        out["delivered_at"].notna(), None)
     return out[RESULT_COLUMNS]
 
 
@@ -127,6 +131,10 @@ class _Tally:
     failures: list[dict[str, Any]] = field(default_factory=list)
     unknowns: list[dict[str, Any]] = field(default_factory=list)
     retry: list[tuple[int, str | None, str]] = field(default_factory=list)  # row, phone, state
+    delivery: Counter[str] = field(default_factory=Counter)
+    delivery_by_country: dict[str, Counter[str]] = field(default_factory=dict)
+    undelivered_by_reason: Counter[str] = field(default_factory=Counter)
+    estimated_sent: Decimal = Decimal(0)
 
     def add(self, table: pd.DataFrame) -> None:
         self.rows += len(table)
@@ -148,6 +156,16 @@ class _Tally:
                                   strict=True):
             _add(self.reported, currency or "?", Decimal(cost))
         self._add_rows(table)
+        self._add_delivery(table[sent])
+
+    def _add_delivery(self, sent: pd.DataFrame) -> None:
+        delivery = sent["delivery"].fillna("not tracked")
+        self.delivery.update(delivery)
+        for country, state in zip(sent["country"], delivery, strict=True):
+            self.delivery_by_country.setdefault(country or "unknown", Counter())[state] += 1
+        lost = sent[delivery.isin(["undelivered", "expired"])]
+        self.undelivered_by_reason.update(lost["delivery_reason"].fillna("no reason given"))
+        self.estimated_sent += sum((Decimal(c) for c in sent["cost"]), Decimal(0))
 
     def _add_rows(self, table: pd.DataFrame) -> None:
         failed = table[table["status"] == FAILED]
@@ -181,9 +199,29 @@ class _Tally:
                            for k, v in sorted(self.by_country.items())},
             "failures_by_reason": dict(self.failures_by_reason.most_common()),
             "skipped_by_reason": dict(self.skipped_by_reason.most_common()),
+            "delivery": self._delivery_summary(),
             "rehearsal_messages": sum(n for _, n in journal.rehearsed()),
             "runs": [{"started_at": iso(s), "finished_at": iso(f),
                       "result": r or "did not finish"} for _, s, f, r in journal.runs()],
+        }
+
+
+    def _delivery_summary(self) -> dict[str, Any]:
+        """Delivery as ``batchsms track`` recorded it (sent messages only)."""
+        sent = sum(self.delivery.values())
+
+        def rate(counts: Counter[str]) -> str | None:
+            total = sum(counts.values())
+            return None if not total else f"{counts['delivered'] / total:.4f}"
+
+        return {
+            "sent": sent, **{k: int(v) for k, v in sorted(self.delivery.items())},
+            "delivered_rate": rate(self.delivery),
+            "by_country": {k: {**dict(v), "delivered_rate": rate(v)}
+                           for k, v in sorted(self.delivery_by_country.items())},
+            "undelivered_by_reason": dict(self.undelivered_by_reason.most_common()),
+            "estimated_cost_of_sent": str(self.estimated_sent),
+            "reported_cost_of_sent": {k: str(v) for k, v in self.reported.items()},
         }
 
 
@@ -345,7 +383,7 @@ class _XlsxOut:
             return "number"
         if column in MONEY:
             return "money"
-        return "time" if column == "sent_at" else "text"
+        return "time" if column in ("sent_at", "delivered_at") else "text"
 
     def _cell(self, col: int, kind: str, value: Any) -> None:
         if value is None or (not isinstance(value, str) and pd.isna(value)):
@@ -367,7 +405,8 @@ class _XlsxOut:
 
         try:
             self.book.close()
-        except FileCreateError as error:  # xlsxwriter's wrapper of the OSError
+        except (FileCreateError, OSError) as error:  # FileCreateError wraps the OSError
+            self._discard()
             raise OSError(str(error)) from None
         if kind is None and self.complete:
             self.partial.replace(self.path)
@@ -375,6 +414,17 @@ class _XlsxOut:
             self.partial.unlink(missing_ok=True)
             if kind is None:
                 self.path.unlink(missing_ok=True)  # an old, smaller one would mislead
+
+
+    def _discard(self) -> None:
+        """After a failed close (disk full): xlsxwriter leaves each sheet's row file open
+        in the temp folder, and a partial file in ours."""
+        for sheet in self.book.worksheets():
+            handle = getattr(sheet, "row_data_fh", None)
+            if handle is not None and not handle.closed:
+                handle.close()
+                Path(sheet.row_data_filename).unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
 
 
 def _atomic_text(path: Path, text: str) -> None:

@@ -69,7 +69,11 @@ CREATE TABLE IF NOT EXISTS recipients (
     reported_currency TEXT,
     error TEXT,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    delivery TEXT,
+    delivery_reason TEXT,
+    delivered_at REAL,
+    tracked_at REAL
 );
 CREATE INDEX IF NOT EXISTS recipients_state ON recipients (state, row);
 CREATE TABLE IF NOT EXISTS skipped (
@@ -211,15 +215,19 @@ class Journal:
         """Whether a send planned this campaign (a journal of test sends only has no plan)."""
         return bool(self.get("fingerprints"))
 
-    def claim(self, campaign: str) -> None:
-        """Refuse a journal that belongs to another campaign; stamp a new one with ours."""
-        owner = self.get("campaign")
+    def check_campaign(self, campaign: str) -> str | None:
+        """Refuse a journal that belongs to another campaign; returns its campaign."""
+        owner: str | None = self.get("campaign")
         if owner is not None and owner != campaign:
             raise JournalError(
                 f"{self.path}: this journal belongs to campaign {owner!r}, not {campaign!r}. "
                 "A journal is never shared between campaigns: move it back to its own "
                 f"report folder, or give campaign {campaign!r} its own --reports folder")
-        if owner is None:
+        return owner
+
+    def claim(self, campaign: str) -> None:
+        """Refuse a journal that belongs to another campaign; stamp a new one with ours."""
+        if self.check_campaign(campaign) is None:
             with self.transaction():
                 self.put("campaign", campaign)
 
@@ -358,13 +366,46 @@ class Journal:
             "CASE WHEN in_plan THEN NULL ELSE 'no longer in the sheet (messaged by an earlier "
             "run)' END AS reason, message_id AS provider_message_id, provider_status, encoding, "
             "segments, price, cost, currency, reported_segments, reported_cost, "
-            "reported_currency, attempts, sender, text, started_at, finished_at, error "
+            "reported_currency, attempts, sender, text, started_at, finished_at, error, "
+            "delivery, delivery_reason, delivered_at "
             "FROM recipients UNION ALL "
             "SELECT row, phone, e164, country, 'skipped', reason_code, reason, NULL, NULL, NULL, "
-            "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
-            "FROM skipped ORDER BY row")
+            "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+            "NULL, NULL, NULL FROM skipped ORDER BY row")
         with translated(self.path, "read"):
             yield from pd.read_sql_query(query, self.db, chunksize=chunk_rows)
+
+    # -- tracking (batchsms track) ---------------------------------------------------------
+    def to_track(self) -> list[tuple[int, str, int, str, str | None, str | None, float | None,
+                                     float | None, str, str | None]]:
+        """Messages whose outcome or delivery may still change: (id, state, row, e164,
+        sender, message_id, started_at, finished_at, text, delivery)."""
+        return list(self.db.execute(
+            "SELECT rowid, state, row, e164, sender, message_id, started_at, finished_at, "
+            f"text, delivery FROM recipients WHERE state IN ('{SENT}', '{UNKNOWN}') AND "
+            "coalesce(delivery, 'pending') IN ('pending', 'unknown') ORDER BY row"))
+
+    def record_tracking(self, rows: Sequence[tuple[Any, ...]], at: float) -> None:
+        """Store what the provider said: (id, found, message_id, delivery, reason,
+        delivered_at, reported_cost, reported_currency). A found ``unknown`` becomes
+        ``sent``; nothing found changes no outcome."""
+        with self.transaction() as db:
+            db.executemany(
+                f"UPDATE recipients SET state = CASE WHEN ? AND state = '{UNKNOWN}' THEN "
+                f"'{SENT}' ELSE state END, "
+                "error = CASE WHEN ? AND state = 'unknown' THEN 'confirmed later by the "
+                "provider (batchsms track)' ELSE error END, "
+                "message_id = coalesce(?, message_id), delivery = ?, delivery_reason = ?, "
+                "delivered_at = ?, reported_cost = coalesce(?, reported_cost), "
+                "reported_currency = coalesce(?, reported_currency), tracked_at = ? "
+                "WHERE rowid = ?",
+                [(found, found, mid, delivery, reason, when, cost, cur, at, rowid)
+                 for rowid, found, mid, delivery, reason, when, cost, cur in rows])
+
+    def delivery_counts(self) -> dict[str, int]:
+        return dict(self.db.execute(
+            "SELECT coalesce(delivery, 'not tracked'), count(*) FROM recipients "
+            f"WHERE state = '{SENT}' GROUP BY 1"))
 
     # -- test sends ---------------------------------------------------------------------
     def add_test(self, row: int, e164: str, text: str, at: float) -> int:

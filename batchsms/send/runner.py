@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -69,6 +70,7 @@ class Stats:
     failed: int = 0
     unknown: int = 0
     requests: int = 0
+    waiting: int = 0  # left pending: their window was shut when their turn came
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -91,7 +93,9 @@ class Runner:
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  on_progress: Callable[[Stats, bool], None] | None = None,
-                 progress_every: float = 0.5) -> None:
+                 progress_every: float = 0.5,
+                 admit: Callable[[list[Recipient], float], list[Recipient]] | None = None
+                 ) -> None:
         self.journal = journal
         self.provider = provider
         self.settings = settings
@@ -99,6 +103,7 @@ class Runner:
         self.sleep = sleep
         self.on_progress = on_progress
         self.progress_every = progress_every
+        self.admit = admit  # the recipients that may be sent to now (quiet hours)
         self.limiter = SlidingWindow(settings.rate, sleep=sleep)
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.stats = Stats()
@@ -107,6 +112,10 @@ class Runner:
         self.aborted = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: list[tuple[Recipient, Result]] = []  # same unrecognised error, in a row
+        # Set on a Ctrl-C (and, for _halt, on a provider's stop): requests and lookups
+        # waiting for their turn give up at once instead of waiting out a rate window.
+        self._interrupt = asyncio.Event()
+        self._halt = asyncio.Event()
 
     # -- control ------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -116,6 +125,8 @@ class Runner:
             for task in self._tasks:
                 task.cancel()
         self.interrupted = True
+        self._interrupt.set()
+        self._halt.set()
 
     @property
     def halted(self) -> bool:
@@ -124,6 +135,51 @@ class Runner:
     def _stop(self, reason: str) -> None:
         if self.stopped is None:
             self.stopped = reason
+        self._halt.set()
+
+    @asynccontextmanager
+    async def _turn(self, until: asyncio.Event) -> AsyncIterator[bool]:
+        """A concurrency slot and a rate slot for one request: yields True holding both, or
+        False holding neither when `until` is set first (a Ctrl-C never waits out a rate
+        window or a provider's pause)."""
+        got = await self._acquire_unless(until)
+        try:
+            yield got
+        finally:
+            if got:
+                self.limiter.release()
+                self.slots.release()
+
+    async def _acquire_unless(self, until: asyncio.Event) -> bool:
+        if until.is_set():
+            return False
+        acquiring = asyncio.ensure_future(self._acquire())
+        halting = asyncio.ensure_future(until.wait())
+        try:
+            await asyncio.wait({acquiring, halting}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # aborted while waiting: hold nothing
+            halting.cancel()
+            acquiring.cancel()
+            if acquiring.done() and not acquiring.cancelled() and not acquiring.exception():
+                self.limiter.release()
+                self.slots.release()
+            raise
+        halting.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+        try:
+            await acquiring
+        except asyncio.CancelledError:
+            return False
+        return True  # got both (perhaps just before `until`: the caller checks `halted`)
+
+    async def _acquire(self) -> None:
+        await self.slots.acquire()
+        try:
+            await self.limiter.acquire()
+        except BaseException:
+            self.slots.release()
+            raise
 
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -160,12 +216,21 @@ class Runner:
             if not page:
                 return
             last_row = page[-1].row
+            page = self._admitted(page)
             for start in range(0, len(page), size):
                 await chunk_slots.acquire()
                 if self.halted:
                     chunk_slots.release()
                     return
                 self._spawn(self._chunk(page[start:start + size]), chunk_slots.release)
+
+    def _admitted(self, recipients: list[Recipient]) -> list[Recipient]:
+        """Those whose window is open now; the others stay pending, as waiting."""
+        if self.admit is None:
+            return recipients
+        admitted = self.admit(recipients, self.clock())
+        self.stats.waiting += len(recipients) - len(admitted)
+        return admitted
 
     def _chunks_in_flight(self) -> int:
         """Enough chunks to keep ``concurrency`` requests busy, and one more ready."""
@@ -211,8 +276,9 @@ class Runner:
     async def _send_batch(self, batch: list[Recipient]) -> None:
         throttles = 0
         while batch and not self.halted:
-            async with self.slots, self.limiter.slot():
-                if self.halted:
+            async with self._turn(self._halt) as turn:
+                batch = self._admitted(batch)  # the window gate, just before the request
+                if not turn or self.halted or not batch:
                     return
                 started = self.clock()
                 await self.writer.commit([Change(r, SENDING, started) for r in batch])
@@ -306,7 +372,9 @@ class Runner:
         delay = 0.5
         found: Result | None = None
         while not self.aborted:
-            async with self.slots, self.limiter.slot():
+            async with self._turn(self._interrupt) as turn:
+                if not turn:
+                    break
                 found = await self.provider.lookup(message, message_id, since)
             if found.outcome in (Outcome.SENT, Outcome.FAILED) or found.stop \
                     or self.clock() >= deadline or self.interrupted:

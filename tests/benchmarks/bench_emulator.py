@@ -7,7 +7,7 @@ Not a test (pytest does not collect this folder): it measures and prints.
 
 It starts `python -m batchsms emulator` (uvicorn) in its own process, lifts the rate limits
 through the control interface, drives send requests shaped as the runner sends them (Mailjet:
-one message a request; MailerSend: 50 recipients with personalized texts) with an aiohttp
+one message a request; MailerSend: 50 recipients with personalized texts) with an httpx
 client keeping ``--in-flight`` requests open, and reads the emulator process's CPU time
 (utime + stime in /proc/<pid>/stat) before and after. The client runs in this process, so
 its CPU is not counted.
@@ -21,7 +21,7 @@ import json
 import os
 import time
 
-import aiohttp
+import httpx
 from bench_send import emulator
 
 RECIPIENTS = {"mailjet": 1, "mailersend": 50}
@@ -60,16 +60,15 @@ async def drive(url: str, provider: str, payloads: list[bytes], in_flight: int) 
                "Content-Type": "application/json"}
     queue = iter(payloads)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         for payload in queue:
-            async with session.post(url, data=payload, headers=headers) as response:
-                await response.read()
-                if response.status != ACCEPTED[provider]:
-                    raise RuntimeError(f"{provider} answered {response.status}")
+            response = await client.post(url, content=payload, headers=headers)
+            if response.status_code != ACCEPTED[provider]:
+                raise RuntimeError(f"{provider} answered {response.status_code}")
 
-    connector = aiohttp.TCPConnector(limit=in_flight)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(worker(session) for _ in range(in_flight)))
+    limits = httpx.Limits(max_connections=in_flight)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(in_flight)))
 
 
 def measure(provider: str, requests: int, in_flight: int) -> None:

@@ -1,4 +1,4 @@
-"""Time `phones.normalize` on a million mixed numbers against a `normalize_one` loop.
+"""Time `phone_columns.normalize` on a million mixed numbers against a `normalize_one` loop.
 
 Run: python tests/benchmarks/bench_phones.py [rows]   (not collected by pytest)
 """
@@ -11,7 +11,8 @@ import time
 
 import pandas as pd
 
-from batchsms.plan.phones import normalize, normalize_one
+from batchsms.plan.phone_columns import normalize
+from batchsms.plan.phones import normalize_one
 
 SAMPLE = 20_000
 

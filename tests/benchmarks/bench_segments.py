@@ -1,4 +1,4 @@
-"""Time batchsms.plan.segments.count_column against a per-row `count` loop.
+"""Time batchsms.plan.segment_columns.count_column against a per-row `count` loop.
 
     python tests/benchmarks/bench_segments.py [--rows 1000000] [--script latin|cyrillic|chinese]
                                                [--loop-rows 100000]
@@ -19,7 +19,8 @@ import time
 
 import pandas as pd
 
-from batchsms.plan.segments import count, count_column, smart_replace_column
+from batchsms.plan.segment_columns import count_column, smart_replace_column
+from batchsms.plan.segments import count
 
 WORDS = ["hello", "your", "order", "is", "ready", "for", "pickup", "at", "the", "store", "on",
          "main", "street", "today", "please", "confirm", "reply", "STOP", "to", "opt", "out",
