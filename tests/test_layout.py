@@ -13,15 +13,17 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "batchsms"
 
 # What each part may import (besides itself): the pipeline's direction.
+BASE = {"errors", "limits"}  # the exception root and the documented limits: for everyone
 ALLOWED = {
     "errors": set(),
-    "providers": {"errors"},
-    "emulator": {"errors", "providers"},
-    "plan": {"errors", "providers"},
-    "send": {"errors", "providers", "plan"},
-    "report": {"errors", "providers", "plan", "send"},
-    "scaffold": {"errors", "plan", "providers"},
-    "cli": {"errors", "providers", "plan", "send", "report", "scaffold", "emulator"},
+    "limits": {"errors"},
+    "providers": BASE,
+    "emulator": BASE | {"providers"},
+    "plan": BASE | {"providers"},
+    "send": BASE | {"providers", "plan"},
+    "report": BASE | {"providers", "plan", "send"},
+    "scaffold": BASE | {"plan", "providers"},
+    "cli": BASE | {"providers", "plan", "send", "report", "scaffold", "emulator"},
     "__main__": {"cli"},
 }
 

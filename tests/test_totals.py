@@ -39,6 +39,11 @@ def frame(rows: list[tuple], start: int) -> pd.DataFrame:
         plan[name] = pd.Series(values, index=plan.index, dtype="Int64")
     plan["ucs2_chars"] = pd.Series([""] * len(rows), index=plan.index, dtype="string")
     plan["text"] = pd.Series(["hi"] * len(rows), index=plan.index, dtype="string")
+    plan["timezone"] = pd.Series(["Europe/Copenhagen"] * len(rows), index=plan.index,
+                                 dtype="string")
+    plan["send_at"] = pd.Series(float("nan"), index=plan.index, dtype="float64")
+    plan["window_opens"] = pd.Series(float("nan"), index=plan.index, dtype="float64")
+    plan["opt_out_segments"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
     return plan[PLAN_COLUMNS]
 
 
