@@ -126,3 +126,20 @@ def test_a_huge_template_file_is_refused(tmp_path, capsys):
     path = with_template(tmp_path, "Hi << name >>" + " " * (100 << 10))
     assert main(["check", str(path)]) == 2
     assert "the template is larger than 65,536 bytes" in capsys.readouterr().err
+
+
+def test_rendering_in_a_worker_thread_keeps_the_size_limits_and_never_arms_a_timer():
+    import threading
+
+    found: dict[str, object] = {}
+
+    def work() -> None:
+        template = compile_template("<% if name == 'x' %><< 'a' * 10**10 >><% endif %>ok",
+                                    "t.txt")
+        found["result"] = render_frame(template, frame(name=["x", "y"]))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(30)
+    texts, reasons = found["result"]  # type: ignore[misc]
+    assert texts.iloc[1] == "ok" and "repeats a value" in reasons.iloc[0]

@@ -120,6 +120,24 @@ def test_the_budget_counts_what_was_sent_at_the_price_it_was_sent(batchsms_cli, 
     assert everyone_once(sms_emulator, 4)
 
 
+def test_resending_unknown_outcomes_counts_them_again_against_the_budget(
+        batchsms_cli, sms_emulator, tmp_path):
+    campaign = write_campaign(tmp_path, sms_emulator.url, 4, send={"budget": "0.16"})
+    assert batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env()).code == 0
+    with sqlite3.connect(journal_of(campaign)) as db:  # one outcome the provider never told
+        db.execute(f"UPDATE recipients SET state = 'unknown' WHERE e164 = '{dk_e164(0)}'")
+    db.close()
+    resend = batchsms_cli(["send", str(campaign), "--yes", "--resend-unknown"], tmp_path,
+                          real_env())
+    clear_error(resend, "send.budget", "EUR 0.20", "EUR 0.16 of it already went out")
+    assert journal_states(journal_of(campaign)) == {"sent": 3, "unknown": 1}
+    edit_campaign(campaign, lambda d: d["send"].update(budget="0.20"))
+    resent = batchsms_cli(["send", str(campaign), "--yes", "--resend-unknown",
+                           "--accept-changes"], tmp_path, real_env())
+    assert resent.code == 0, resent.err
+    assert sms_emulator.per_number()[dk_e164(0)] == 2  # what --resend-unknown means
+
+
 # -- damaged, foreign and newer journals ---------------------------------------------------------
 @pytest.fixture
 def half_sent(batchsms_cli, sms_emulator, tmp_path) -> Path:
@@ -201,6 +219,17 @@ def test_another_campaigns_journal_is_refused_naming_both(batchsms_cli, sms_emul
     for args in (["send", str(spring), "--yes"], ["status", str(spring)]):
         clear_error(batchsms_cli(args, tmp_path, real_env()), "'autumn'", "'spring'")
     assert everyone_once(sms_emulator, 4)  # autumn's four, nobody twice
+
+
+def test_an_unusable_registry_of_journals_is_a_clear_error(batchsms_cli, sms_emulator,
+                                                            tmp_path, monkeypatch):
+    campaign = write_campaign(tmp_path / "c", sms_emulator.url, 3)
+    (tmp_path / "not-a-folder").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("BATCHSMS_STATE_DIR", str(tmp_path / "not-a-folder" / "state"))
+    done = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env())
+    clear_error(done, "registry of journals", "BATCHSMS_STATE_DIR")
+    assert sms_emulator.send_requests() == 0
+    assert not journal_of(campaign).exists()  # the journal this run made is gone again
 
 
 # -- read-only and full disks ------------------------------------------------------------------

@@ -41,8 +41,7 @@ def frame(rows: list[tuple], start: int) -> pd.DataFrame:
     plan["text"] = pd.Series(["hi"] * len(rows), index=plan.index, dtype="string")
     plan["timezone"] = pd.Series(["Europe/Copenhagen"] * len(rows), index=plan.index,
                                  dtype="string")
-    plan["send_at"] = pd.Series(float("nan"), index=plan.index, dtype="float64")
-    plan["window_opens"] = pd.Series(float("nan"), index=plan.index, dtype="float64")
+    plan["send_at"] = plan["window_opens"] = float("nan")
     plan["opt_out_segments"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
     return plan[PLAN_COLUMNS]
 

@@ -472,15 +472,17 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen[::-1]
 
 
-def _show_warning(message: Warning | str, category: type[Warning], *args: Any,
-                  **kwargs: Any) -> None:
-    _echo(f"warning: {message}", err=True)
-
-
 def _run_cli(argv: list[str] | None) -> Any:
+    shown: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if str(message) not in shown:  # the sheet is opened more than once per command
+            shown.add(str(message))
+            _echo(f"warning: {message}", err=True)
+
     with warnings.catch_warnings():
         warnings.simplefilter("always", BatchsmsWarning)
-        warnings.showwarning = _show_warning
+        warnings.showwarning = show
         return cli.main(args=argv, prog_name="batchsms", standalone_mode=False)
 
 

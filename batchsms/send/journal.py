@@ -153,10 +153,15 @@ class Journal:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(path, isolation_level=None, timeout=30,
                                      check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a 'sending' mark must survive a power cut
             journal = cls(db, path)
-            journal._prepare_schema(readonly, prices)
+            try:
+                if not readonly:
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")  # a 'sending' mark must survive a power cut
+                journal._prepare_schema(readonly, prices)
+            except BaseException:
+                db.close()  # a journal refused (damaged, newer, older read-only) stays closed
+                raise
             return journal
 
     def _prepare_schema(self, readonly: bool, prices: PriceTable | None) -> None:

@@ -179,7 +179,7 @@ def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
                 "others. (A new campaign name would start a new journal and message everyone "
                 "again, including those already messaged.)")
         _plan_into(prepared, prints)
-        _check_budget(campaign, prepared.totals, journal)
+        _check_budget(campaign, prepared.totals, journal, resend_unknown)
         prepared.resent_unknown = journal.resend_unknown() if resend_unknown else 0
     except BaseException:
         prepared.discard() if created else prepared.close()
@@ -300,17 +300,20 @@ def _changes(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
     return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
 
 
-def _check_budget(campaign: Campaign, totals: Totals, journal: Journal) -> None:
+def _check_budget(campaign: Campaign, totals: Totals, journal: Journal,
+                  resend_unknown: bool = False) -> None:
     """The whole campaign's cost against ``send.budget``: what went out (or may have) at
-    the price it went out at, plus what is left at today's prices. (The plan's totals
-    alone would price earlier messages at today's list: a cheaper list after sending
-    would make room for more than the budget.)"""
+    the price it went out at, plus what is left at today's prices, plus unknown outcomes
+    once more when they are to be resent. (The plan's totals alone would price earlier
+    messages at today's list: a cheaper list after sending would make room for more
+    than the budget.)"""
     budget = campaign.send.budget
     if budget is None:
         return
     cur = totals.prices.currency
     spent = journal.cost(MESSAGED).get(cur, Decimal(0))
-    estimate = spent + journal.cost((PENDING,)).get(cur, Decimal(0))
+    left = (PENDING, UNKNOWN) if resend_unknown else (PENDING,)
+    estimate = spent + journal.cost(left).get(cur, Decimal(0))
     if estimate > budget:
         already = f" ({cur} {spent} of it already went out)" if spent else ""
         raise BudgetExceeded(
