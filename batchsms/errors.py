@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from enum import IntEnum
 
 
@@ -41,3 +42,17 @@ def located(path: object, where: str | None, what: str, fix: str | None = None) 
     if fix:
         text = f"{text.rstrip('.')}. {fix}"
     return text
+
+
+def not_utf8(path: object, exc: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8, as a line and column rather than a byte offset."""
+    data = exc.object if isinstance(exc.object, bytes) else bytes(exc.object)
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    byte = data[exc.start]
+    guess = ""
+    with contextlib.suppress(UnicodeDecodeError):
+        guess = f" ('{bytes([byte]).decode('cp1252')}' in Windows-1252)"
+    return located(path, f"line {line}, column {column}",
+                   f"byte 0x{byte:02X}{guess} is not UTF-8: the file was saved in another "
+                   "encoding", "Save it as UTF-8 (in most editors: Save As, Encoding: UTF-8)")

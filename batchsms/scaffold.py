@@ -77,13 +77,20 @@ MESSAGE = ("Hi << first_name >>! Our << city >> shop has new arrivals this week.
 
 
 def init_campaign(name: str, parent: Path = Path(".")) -> Path:
-    """Create ``parent/name/`` with a campaign, a sheet and a template; return the YAML path."""
+    """Create ``parent/name/`` with a campaign, a sheet and a template; return the YAML path.
+
+    ``parent`` must exist: a typo in it should not silently create a new tree of folders.
+    """
     if not re.match(NAME_PATTERN, name):
         raise CampaignError(f"{name!r} cannot name a campaign: use letters, digits, '-' and '_'")
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise CampaignError(f"--folder {parent} {what}: give an existing folder (create it "
+                            f"first with mkdir -p {parent} if that is where it belongs)")
     folder = parent / name
     if folder.exists():
         raise CampaignError(f"{folder} already exists: choose another name or remove it")
-    folder.mkdir(parents=True)
+    folder.mkdir()
     campaign = folder / f"{name}.yaml"
     campaign.write_text(CAMPAIGN.format(name=name, folder=folder.as_posix(),
                                          providers=" | ".join(PROVIDERS)), encoding="utf-8")

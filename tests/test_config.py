@@ -45,9 +45,9 @@ def test_prices_are_exact_decimals_not_floats():
 
 
 @pytest.mark.parametrize("price, why", [
-    ("5e16", "less than or equal to 1000"), ("1e20", "less than or equal to 1000"),
-    ("1e-30", "6 decimal places"), (".nan", "finite"), (".inf", "finite"),
-    ("-0.05", "greater than or equal to 0")])
+    ("5e16", "must be 1000 or less (got 5e16)"), ("1e20", "must be 1000 or less (got 1e20)"),
+    ("1e-30", "may have at most 6 decimal places"), (".nan", "finite"), (".inf", "finite"),
+    ("-0.05", "must be 0 or more (got -0.05)")])
 def test_prices_out_of_a_sane_range_are_refused_with_the_key(price, why):
     message = problems(GOOD.replace("0.05", price))
     assert "pricing.default" in message and why in message

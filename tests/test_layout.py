@@ -13,9 +13,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "batchsms"
 
 # What each part may import (besides itself): the pipeline's direction.
-BASE = {"errors", "limits"}  # the exception root and the documented limits: for everyone
+# the exception root, the documented limits and how counts and money are worded: for everyone
+BASE = {"errors", "limits", "display"}
 ALLOWED = {
     "errors": set(),
+    "display": set(),
     "limits": {"errors"},
     "providers": BASE,
     "emulator": BASE | {"providers"},

@@ -47,7 +47,7 @@ def test_init_preview_dry_run_and_send_in_sandbox(tmp_path, capsys, monkeypatch)
     page = report.read_text(encoding="utf-8")
     for chart in ("outcomes", "failures-by-reason", "timeline"):
         assert f'id="{chart}"' in page
-    assert "After sending" in page
+    assert "<h2>The send</h2>" in page and "Sent: 4 accepted by the provider" in page
 
 
 def test_preview_rows_and_a_missing_row(tmp_path, capsys, monkeypatch):

@@ -16,7 +16,8 @@ import click
 
 from batchsms import __version__
 from batchsms.cli.summary import campaign_warnings, track_text, waiting_text
-from batchsms.errors import BatchsmsError, BatchsmsWarning, ExitCode
+from batchsms.display import plural
+from batchsms.errors import BatchsmsError, BatchsmsWarning, CampaignError, ExitCode
 from batchsms.report.escape import escape_controls
 
 # Each command imports what it needs (pandas, pyarrow, pydantic, jinja2, httpx…) inside its
@@ -59,8 +60,10 @@ def cli() -> None:
 def check_command(campaign: Path, as_json: bool) -> int:
     """Validate a campaign, its sheet and its template; send nothing.
 
-    Lists every problem with its file, row or YAML key. Exits 0 when the campaign can
-    be used (skipped rows are listed, not fatal), 2 when it cannot.
+    Lists every problem with its file, row or YAML key, and everything send would stop
+    on before its first request: over the budget, nothing to send, credentials missing or
+    unusable (checked without sending). Exits 0 when send can start (skipped rows are
+    listed, not fatal), 2 when it cannot.
 
     Example: batchsms check campaigns/spring-sale.yaml
     """
@@ -70,11 +73,16 @@ def check_command(campaign: Path, as_json: bool) -> int:
     result = check(campaign)
     warnings = campaign_warnings(result.campaign)
     if as_json:
-        _print_json({**result.totals.to_dict(), "warnings": warnings})
+        _print_json({**result.totals.to_dict(), "warnings": warnings,
+                     "ready": not result.problems, "problems": list(result.problems)})
     else:
-        _echo(dry_run_text(result, title="check passed"))
+        _echo(dry_run_text(result, title="check failed" if result.problems
+                           else "check passed"))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
+    if result.problems:
+        _echo(_error_text(CampaignError(list(result.problems))), err=True)
+        return ExitCode.UNUSABLE
     return ExitCode.OK
 
 
@@ -155,7 +163,7 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         _echo("Nothing left to send.")
         return _finish(prepared, None)
     if not yes and not _confirmed(prepared, left["to_send"]):
-        return ExitCode.UNUSABLE
+        return ExitCode.OK  # the person said no: nothing went wrong
     try:
         result = _run(prepared, wait)
     except BaseException:
@@ -197,9 +205,9 @@ def _confirm(count: int) -> bool:
     if not sys.stdin.isatty():
         raise BatchsmsError("send needs a confirmation, and there is no terminal to ask on: "
                             "run it in a terminal, or pass --yes")
-    if click.confirm(f"Send {count:,} messages now?", default=False):
+    if click.confirm(f"Send {plural(count, 'message')} now?", default=False):
         return True
-    _echo("Nothing was sent.")
+    _echo("Nothing sent.")
     return False
 
 
@@ -248,7 +256,8 @@ def _finish(prepared: Any, result: Any) -> int:
         files = write_results(prepared.campaign, prepared.journal, prepared.folder)
         waiting = prepared.waiting(time.time()) if result is not None else None
         write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
-                     SendView(files.summary_data, files.failures, files.timeline))
+                     SendView(files.summary_data, files.failures, files.timeline,
+                              files.unknowns))
     finally:
         prepared.close()
     _echo(send_outcome(files.summary_data, files, result))
@@ -477,17 +486,30 @@ def _run_cli(argv: list[str] | None) -> Any:
         return cli.main(args=argv, prog_name="batchsms", standalone_mode=False)
 
 
+def _error_json(exc: BatchsmsError) -> None:
+    """With --json, a script reads the failure on stdout too (the text still goes to stderr)."""
+    problems = getattr(exc, "problems", [str(exc)])
+    _print_json({"error": problems[0] if len(problems) == 1 else f"{len(problems)} problems",
+                 "problems": problems, "exit_code": int(exc.exit_code)})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every outcome becomes one of the documented exit codes."""
+    as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
         code = _run_cli(argv)
     except click.exceptions.Abort:
         _echo("Interrupted.", err=True)
         return ExitCode.INTERRUPTED
     except click.ClickException as exc:
+        if as_json:
+            _print_json({"error": exc.format_message(), "problems": [exc.format_message()],
+                         "exit_code": int(ExitCode.UNUSABLE)})
         exc.show()
         return ExitCode.UNUSABLE
     except BatchsmsError as exc:
+        if as_json:
+            _error_json(exc)
         _echo(_error_text(exc), err=True)
         return exc.exit_code
     except KeyboardInterrupt:

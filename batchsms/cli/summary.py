@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from batchsms.display import money, plural
 from batchsms.report.escape import escape_controls
 
 if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is made
@@ -24,32 +25,38 @@ if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is
 
 def dry_run_text(result: DryRun, title: str = "dry run") -> str:
     t, c = result.totals, result.campaign
-    money = t.prices.format
     cur = t.prices.currency
+
+    def show(units: int) -> str:
+        return money(t.prices.money(units), cur)
+
     lines = [
         f"{c.name}: {title} ({c.provider.rules.title}, sender {c.provider.sender}"
         f"{', sandbox' if c.provider.sandbox else ''})",
         f"  rows read        {t.recipients:>10,}",
-        f"  to send          {t.sendable:>10,}  ({t.segments:,} segments)",
+        f"  to send          {t.sendable:>10,}  ({plural(t.segments, 'segment')})",
         f"  skipped          {t.skipped:>10,}",
-        f"  estimated cost   {cur} {money(t.cost)}",
+        f"  estimated cost   {show(t.cost)}",
     ]
     if c.send.encoding == "smart":
-        lines.append(f"  smart encoding saved {t.smart_saved:,} segments")
+        lines.append(f"  smart encoding saved {plural(t.smart_saved, 'segment')}")
     if c.send.budget is not None:
         over = t.prices.money(t.cost) - c.send.budget
-        verdict = f"over budget by {cur} {over}" if over > 0 else "within budget"
-        lines.append(f"  budget           {cur} {c.send.budget} ({verdict})")
+        verdict = f"over budget by {money(over, cur)}" if over > 0 else "within budget"
+        lines.append(f"  budget           {money(c.send.budget, cur)} ({verdict})")
     if t.opt_out_segments or c.send.opt_out:
-        lines.append(f"  opt-out line     adds {t.opt_out_segments:,} segments, {cur} "
-                     f"{money(t.opt_out_cost)} (\"{c.send.opt_out}\" on every text)")
+        lines.append(f"  opt-out line     adds {plural(t.opt_out_segments, 'segment')}, "
+                     f"{show(t.opt_out_cost)} (\"{c.send.opt_out}\" on every text)")
     lines += _reach(result)
-    lines += _groups("By country", t.by_country, money, cur)
-    lines += _groups("By encoding", t.by_encoding, money, cur)
+    lines += _groups("By country", t.by_country, show)
+    lines += _groups("By encoding", t.by_encoding, show)
     lines += _skipped(result)
     lines += _top(result)
     if result.csv_path is not None:
-        lines += ["", f"Every row: {result.csv_path}"]
+        page = result.csv_path.with_name("report.html")
+        lines += ["", f"Every row: {result.csv_path}",
+                  f"Charts and tables: {page}" + (" (kept as the send wrote it: this campaign "
+                                                  "was sent)" if result.report_kept else "")]
     return "\n".join(lines)
 
 
@@ -117,14 +124,13 @@ def waiting_text(waiting: Waiting | None) -> str | None:
     return "; ".join(parts) + "."
 
 
-def _groups(title: str, groups: dict[str, Group], money: Callable[[int], str],
-            cur: str) -> list[str]:
+def _groups(title: str, groups: dict[str, Group], show: Callable[[int], str]) -> list[str]:
     if not groups:
         return []
     lines = ["", title]
     for key, g in sorted(groups.items(), key=lambda kv: -kv[1].cost):
-        lines.append(f"  {key:<8} {g.recipients:>10,} recipients {g.segments:>10,} segments"
-                     f"   {cur} {money(g.cost)}")
+        lines.append(f"  {key:<8} {plural(g.recipients, 'recipient'):>21} "
+                     f"{plural(g.segments, 'segment'):>19}   {show(g.cost)}")
     return lines
 
 
@@ -137,9 +143,15 @@ def _skipped(result: DryRun) -> list[str]:
     lines = ["", f"Skipped rows ({t.skipped:,})"]
     for code, count in t.skipped_by_reason.most_common():
         lines.append(f"  {REASON_TITLES.get(code, code)} ({count:,})")
-        for example in t.examples.get(code, []):
+        examples = t.examples.get(code, [])
+        for example in examples:
             phone = f" {example['phone']!r}" if example["phone"] else ""
             lines.append(f"    row {example['row']}{phone}: {example['reason']}")
+        rest = count - len(examples)
+        if rest > 0:
+            where = (f"in {result.csv_path} (reason_code {code})" if result.csv_path
+                     else "in dry-run.csv: run batchsms dry-run to write it")
+            lines.append(f"    and {plural(rest, 'more row')}: every one is listed {where}")
     return lines
 
 
@@ -152,7 +164,7 @@ def _top(result: DryRun) -> list[str]:
     for r in rows:
         why = f"  forced UCS-2 by: {r['ucs2_chars']}" if r["ucs2_chars"] else ""
         lines.append(f"  row {r['row']:<6} {r['e164']:<16} {r['encoding']:<6} "
-                     f"{r['segments']} segments  {cur} {r['cost']}{why}")
+                     f"{plural(r['segments'], 'segment'):<12} {money(r['cost'], cur)}{why}")
     return lines
 
 
@@ -164,36 +176,46 @@ def send_preamble(prepared: PreparedSend) -> str:
     result = DryRun(prepared.campaign, prepared.totals, None)
     lines = [dry_run_text(result, title="send")]
     left = prepared.to_do()
+    before = left["already_sent"] + left["failed"] + left["unknown"]
     if prepared.rehearsed:
         lines += ["", f"{prepared.rehearsed:,} earlier sends went to a rehearsal account; they "
                   "do not count, so those recipients are messaged now."]
     if not prepared.created:
-        lines += ["", f"Resuming: {left['already_sent']:,} already sent, {left['failed']:,} "
-                  f"failed, {left['unknown']:,} unknown (not resent)."]
+        lines.append("")
+        if before:
+            lines.append(f"Resuming: {left['already_sent']:,} already sent, {left['failed']:,} "
+                         f"failed, {left['unknown']:,} unknown (not resent).")
+        else:
+            lines.append("Resuming: no message went out in the earlier run.")
         if prepared.changes:
             lines.append(f"Changed since the first send (accepted): {', '.join(prepared.changes)}")
         if prepared.resent_unknown:
-            lines.append(f"{prepared.resent_unknown:,} unknown outcomes will be resent "
+            lines.append(f"{plural(prepared.resent_unknown, 'unknown outcome')} will be resent "
                          "(--resend-unknown): those recipients may get the message twice.")
-    if left["to_look_up"]:
-        lines.append(f"{left['to_look_up']:,} messages may have gone out when the last run "
-                     "stopped: the provider's status lookup decides, they are not resent.")
-    waiting = prepared.waiting(prepared.planner.now)
-    if waiting is not None and waiting.count:
-        lines.append(f"This run sends {left['to_send'] - waiting.count - waiting.expired:,} "
-                     f"messages now; {waiting_text(waiting)}")
-    else:
-        lines.append(f"This run sends {left['to_send']:,} messages.")
+    lines.append(run_plan(left, prepared.waiting(prepared.planner.now)))
     return "\n".join(lines)
 
 
+def run_plan(left: dict[str, int], waiting: Waiting | None = None) -> str:
+    """What this run does, with the same total as the progress bar (sends, look-ups and
+    those that wait for their window)."""
+    held = waiting.count + waiting.expired if waiting is not None and waiting.count else 0
+    text = f"This run sends {plural(left['to_send'] - held, 'message')}{' now' if held else ''}"
+    if left["to_look_up"]:
+        text += (f" and first asks the provider about {left['to_look_up']:,} that may have "
+                 f"gone out when the last run stopped (never resent): "
+                 f"{left['to_send'] + left['to_look_up']:,} in all")
+    return f"{text}; {waiting_text(waiting)}" if held else f"{text}."
+
+
 def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | None) -> str:
+    cur = data["currency"]
     lines = ["", f"{data['campaign']}: {data['sent']:,} sent, {data['failed']:,} failed, "
              f"{data['unknown']:,} unknown, {data['pending']:,} not sent yet, "
              f"{data['skipped']:,} skipped.",
-             f"Estimated cost of what went out: {data['currency']} {data['estimated_cost']}"]
+             f"Estimated cost of what went out: {money(data['estimated_cost'], cur)}"]
     if data["reported_cost"]:
-        reported = ", ".join(f"{c} {v}" for c, v in data["reported_cost"].items())
+        reported = ", ".join(money(v, c) for c, v in data["reported_cost"].items())
         lines.append(f"Cost reported by the provider: {reported}")
     for reason, n in list(data["failures_by_reason"].items())[:5]:
         lines.append(f"  failed ({n:,}): {reason}")
@@ -202,13 +224,20 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
                      "run send --resend-unknown to send them again if they did not arrive.")
     if data["pending"] and result is not None and not result.stopped:
         lines.append("Not everything was sent: run the same send command again to resume.")
-    lines.append(f"Results: {files.csv}" + (f", {files.xlsx}" if files.xlsx else ""))
+    written = [files.csv, files.xlsx, files.summary, files.csv.with_name("report.html")]
+    lines.append(f"Results in {files.csv.parent}: "
+                 + ", ".join(f.name for f in written if f is not None))
     if files.note:
         lines.append(files.note)
     if data["failed"] or data["unknown"]:
         lines.append(f"Failed and unknown recipients, ready for a follow-up campaign: "
                      f"{files.retry}")
     return "\n".join(lines)
+
+
+# The journal's state names, as `status --json` writes them, and what each means.
+STATES = {"sent": "", "failed": "", "unknown": "may have arrived, never resent by itself",
+          "sending": "in doubt: a resumed run asks the provider", "pending": "not sent yet"}
 
 
 def status_dict(status: CampaignStatus) -> dict[str, Any]:
@@ -218,7 +247,8 @@ def status_dict(status: CampaignStatus) -> dict[str, Any]:
     return {"campaign": status.campaign.name, "complete": status.complete, **status.counts,
             **waiting,
             "cost_so_far": str(status.cost_so_far), "currency": status.currency,
-            "runs": [{"started_at": _iso(s), "finished_at": _iso(f), "result": r}
+            "runs": [{"started_at": _iso(s), "finished_at": _iso(f),
+                      "result": r or "did not finish"}  # as summary.json says it
                      for _, s, f, r in status.runs],
             "journal": str(status.journal_path), "account": status.account,
             "test_sends": status.tests, "rehearsal_messages": status.rehearsed,
@@ -228,22 +258,26 @@ def status_dict(status: CampaignStatus) -> dict[str, Any]:
 def status_text(status: CampaignStatus) -> str:
     c = status.counts
     last = status.runs[-1] if status.runs else None
-    lines = [f"{status.campaign.name}: " + ("complete" if status.complete else "not complete"),
-             f"  sent {c['sent']:,}   failed {c['failed']:,}   unknown {c['unknown']:,}   "
-             f"in doubt {c['sending']:,}   not sent yet {c['pending']:,}",
-             f"  estimated cost so far: {status.currency} {status.cost_so_far}"]
+    lines = [f"{status.campaign.name}: " + ("complete" if status.complete else "not complete")]
+    lines.append("  " + "   ".join(f"{state} {c.get(state, 0):,}" for state in STATES))
+    meaning = [f"{state}: {text}" for state, text in STATES.items() if text and c.get(state)]
+    if meaning:
+        lines.append(f"  ({'; '.join(meaning)})")
+    lines.append(f"  estimated cost so far: {money(status.cost_so_far, status.currency)}")
     if status.running:
         lines.append(f"  sending right now: {status.running.describe()}")
     if not status.planned:
         lines.append(f"  only test sends so far ({status.tests}); the campaign was never sent")
     if last:
-        lines.append(f"  last run: {_iso(last[1])} ({last[3] or 'did not finish'})")
+        outcome = last[3] or "did not finish: killed, or still running"
+        lines.append(f"  last run: started {_iso(last[1])} ({outcome})")
     if not status.complete:
-        lines.append(f"  a resumed run would look up {c['sending']:,} and send {c['pending']:,}")
+        lines.append(f"  a resumed run would look up {c['sending']:,} and send "
+                     f"{plural(c['pending'], 'message')}")
     if (text := waiting_text(status.waiting)) is not None:
         lines.append(f"  {text}")
     if c["unknown"]:
-        lines.append(f"  {c['unknown']:,} unknown outcomes are resent only with "
+        lines.append(f"  unknown outcomes ({c['unknown']:,}) are resent only with "
                      "send --resend-unknown")
     return "\n".join(lines)
 
@@ -258,33 +292,54 @@ def _iso(seconds: float | None) -> str | None:
 def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) -> str:
     """Each previewed row: where it goes, what it costs, and its text.
 
-    The characters that forced UCS-2 are shown in reverse video on a terminal, and
-    between ⟦ ⟧ otherwise.
+    Characters that would not show (TAB, zero-width space, other controls) are written as
+    ``⟨U+0009⟩``, as dry-run.csv names them. The characters that forced UCS-2 are shown in
+    reverse video on a terminal, and between ⟦ ⟧ otherwise.
     """
     cur = campaign.pricing.currency
     blocks = []
     for r in rows:
-        head = escape_controls(f"row {r.row}  {r.e164 or r.phone or '(no number)'}")
+        head = f"row {r.row}  {r.e164 or _visible(r.phone or '') or '(no number)'}"
         if r.country:
             head += f" ({r.country})"
         if r.status != "ok":
-            blocks.append(escape_controls(f"{head}  SKIPPED: {r.reason}"
-                                          + (f"\n  {r.text}" if r.text else "")))
+            blocks.append(f"{head}  SKIPPED: {r.reason}"
+                          + (f"\n  {_visible(r.text)}" if r.text else ""))
             continue
-        head += f"  {r.encoding}, {r.segments} segment{'s' if r.segments != 1 else ''}, " \
-                f"{cur} {r.cost}   [{r.why}]"
-        shown = tuple(escape_controls(c) for c in r.non_gsm)
-        text = _mark(escape_controls(r.text or ""), shown, highlight)
+        head += (f"  {r.encoding}, {plural(r.segments or 0, 'segment')}, "
+                 f"{money(r.cost or '0', cur)}   [{r.why}]")
+        text = _mark(_visible(r.text or ""), r.non_gsm, highlight)
         lines = [head, *(f"  | {line}" for line in text.split("\n"))]
         if r.non_gsm:
-            lines.append(f"  forced UCS-2 by: {' '.join(shown)}")
+            lines.append(f"  forced UCS-2 by: {_forced_by(r.non_gsm)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
+def _forced_by(chars: tuple[str, ...]) -> str:
+    """As dry-run.csv's ``ucs2_chars`` column writes them."""
+    from batchsms.plan.segments import describe_chars
+
+    return escape_controls(describe_chars(chars, len(chars)))
+
+
+def _visible(text: str) -> str:
+    """Controls as ``<U+001B>`` (as every line the CLI prints), and the other characters that
+    would not show (TAB, U+200B, no-break spaces) as dry-run.csv names them."""
+    return "".join(_shown(c) if c not in "\n " else c for c in escape_controls(text))
+
+
+def _shown(char: str) -> str:
+    from batchsms.plan.segments import describe_chars
+
+    described = describe_chars([char])
+    return char if described == char else f"<{described}>"
+
+
 def _mark(text: str, chars: tuple[str, ...], highlight: bool) -> str:
     for char in sorted(set(chars), key=len, reverse=True):
-        text = text.replace(char, f"\x1b[7m{char}\x1b[27m" if highlight else f"⟦{char}⟧")
+        shown = _visible(char)
+        text = text.replace(shown, f"\x1b[7m{shown}\x1b[27m" if highlight else f"⟦{shown}⟧")
     return text
 
 

@@ -29,8 +29,9 @@ from pydantic import (
 )
 
 from batchsms import limits
-from batchsms.errors import CampaignError, located
+from batchsms.errors import CampaignError, located, not_utf8
 from batchsms.plan.window import DAY_NAMES, Window
+from batchsms.providers.registry import PROVIDERS
 from batchsms.providers.rules import Rate
 from batchsms.providers.settings import ProviderConfig
 
@@ -63,6 +64,26 @@ def _region(value: str | None) -> str | None:
         raise ValueError(f"{value!r} is not an ISO 3166 country code phonenumbers knows "
                          "(use two letters, e.g. DK, FR, US)")
     return region
+
+
+def _sender_detail(root: yaml.Node, sender: str) -> str:
+    """What exactly is wrong with a refused sender, found by asking the provider's rule
+    about shorter or cleaner versions of it (the rule itself is the only source of truth)."""
+    name, _, _ = _node_at(root, ("provider", "name"))
+    entry = PROVIDERS.get(name.value) if isinstance(name, yaml.ScalarNode) else None
+    if entry is None:
+        return ""
+    allowed = entry.rules.sender_ok
+    cleaned = "".join(c for c in sender if c.isascii() and c.isalnum())
+    if cleaned != sender and cleaned and allowed(cleaned):
+        bad = sorted({repr(c) for c in sender if not (c.isascii() and c.isalnum())})
+        return (f". {sender!r} has characters it does not allow ({', '.join(bad)}): remove "
+                f"them (e.g. {cleaned!r})")
+    fits = [n for n in range(len(sender) - 1, 0, -1) if allowed(sender[:n])]
+    if fits:
+        return (f". {sender!r} is {len(sender)} characters, the limit is {fits[0]}: shorten it "
+                f"(e.g. {sender[:fits[0]]!r})")
+    return ""
 
 
 class ContactsConfig(Strict):
@@ -277,19 +298,6 @@ def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal | float:
 _Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
 
 
-def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """YAML key path → the 1-based line where its value (or key) stands."""
-    lines: dict[tuple[Any, ...], int] = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            lines.update(_line_map(value, (*path, key.value)))
-            lines[(*path, key.value)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_line_map(item, (*path, i)))
-    return lines
-
-
 def _duplicate_keys(node: yaml.Node, path: str = "") -> list[tuple[str, int]]:
     found: list[tuple[str, int]] = []
     if isinstance(node, yaml.MappingNode):
@@ -335,11 +343,78 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return [k for k in getattr(current, "model_fields", {}) if k != "source"]
 
 
-def _explain(error: dict[str, Any], source: Path, lines: dict[tuple[Any, ...], int]) -> str:
+def _node_at(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[yaml.Node, int, bool]:
+    """The deepest YAML node on the way to ``loc``, the line of its key (1-based), and
+    whether the node is itself a mapping key.
+
+    Pydantic names a dict key that failed as ``(..., key, "[key]")`` and a key that YAML read
+    as a boolean by its value (``NO`` → False), so keys are matched as written and as read.
+    """
+    node, line = root, root.start_mark.line + 1
+    for i, part in enumerate(loc):
+        if isinstance(node, yaml.MappingNode):
+            found = [(k, v) for k, v in node.value if _key_matches(k, part)]
+            if not found:
+                break
+            key, node = found[0]
+            line = key.start_mark.line + 1
+            if i + 2 == len(loc) and loc[-1] == "[key]":
+                return key, line, True
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return node, line, False
+
+
+def _key_matches(key: yaml.Node, part: Any) -> bool:
+    if not isinstance(key, yaml.ScalarNode):
+        return False
+    if key.value == str(part):
+        return True
+    read = yaml.load(key.value, Loader=_Loader) if key.style is None else key.value
+    return (type(read) is type(part) and read == part) or (
+        isinstance(read, bool) and isinstance(part, int) and int(read) == part)
+
+
+_WORDING = {
+    "greater_than_equal": "must be {ge} or more",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be {le} or less",
+    "less_than": "must be less than {lt}",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "decimal_parsing": "must be a number, e.g. 0.05",
+    "decimal_type": "must be a number, e.g. 0.05",
+    "float_parsing": "must be a number, e.g. 30",
+    "float_type": "must be a number, e.g. 30",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "dict_type": "must be a mapping: keys with their values, indented below it",
+    "model_type": "must be a mapping: keys with their values, indented below it",
+    "model_attributes_type": "must be a mapping: keys with their values, indented below it",
+    "list_type": "must be a list, e.g. [a.csv, b.csv]",
+    "string_type": "must be text",
+    "decimal_max_places": "may have at most {decimal_places} decimal places",
+}
+_PATTERNS = {
+    "currency": "must be a three-letter ISO 4217 currency code in capitals, e.g. EUR",
+    "name": "may hold only letters, digits, '-' and '_' (it names the report folder)",
+}
+_YAML_READS = {bool: "the yes/no value {}", int: "a number", Decimal: "a number"}
+
+
+def _explain(error: dict[str, Any], source: Path, root: yaml.Node) -> str:
     loc = tuple(error["loc"])
-    key = _dotted(loc)
-    line = lines.get(loc) or lines.get(loc[:-1]) or lines.get(())
-    where = f"line {line}: {key}" if line else key
+    node, line, is_key = _node_at(root, loc)
+    shown_loc = tuple(p for p in loc if p != "[key]")
+    if is_key and isinstance(node, yaml.ScalarNode):
+        shown_loc = (*shown_loc[:-1], node.value)
+    key = _dotted(shown_loc)
+    where = f"line {line}: {key}"
     kind = error["type"]
     if kind == "extra_forbidden":
         known = _known_keys(Campaign, loc[:-1])
@@ -349,10 +424,51 @@ def _explain(error: dict[str, Any], source: Path, lines: dict[tuple[Any, ...], i
     if kind == "missing":
         return located(source, where, "this key is required", "Add it (see the README's "
                        "campaign file reference)")
-    message = error["msg"].removeprefix("Value error, ")
+    written = node.value if isinstance(node, yaml.ScalarNode) else None
     value = error.get("input")
-    shown = f" (got {value!r})" if isinstance(value, str | int | float | Decimal | bool) else ""
-    return located(source, where, f"{message}{shown}")
+    if kind == "string_type" and written is not None and type(value) in _YAML_READS:
+        return _quote_it(source, where, written, value, is_key, loc)
+    ctx = {k: _plain(v) for k, v in (error.get("ctx") or {}).items()}
+    if kind == "literal_error":
+        return _choice(source, where, str(value), str(ctx.get("expected", "")))
+    if kind == "string_pattern_mismatch":
+        message = _PATTERNS.get(str(loc[-1]), "does not have the form this key needs")
+    elif kind in _WORDING:
+        message = _WORDING[kind].format(**ctx)
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+    if loc == ("provider", "sender") and kind == "value_error" and isinstance(value, str):
+        message += _sender_detail(root, value.strip())
+    shown = written if written is not None else _plain(value)
+    numeric = re.fullmatch(r"[-+]?[0-9._]*([eE][-+]?[0-9]+)?", str(shown)) is not None
+    shown = f"'{shown}'" if isinstance(value, str) and not numeric else shown
+    told = kind == "value_error" and str(value) in message  # our own message names it
+    got = f" (got {shown})" if isinstance(value, str | int | float | Decimal | bool) \
+        and not told else ""
+    return located(source, where, f"{message}{got}")
+
+
+def _plain(value: Any) -> str:
+    """A value as a person wrote it: ``-0.05``, not ``Decimal('-0.05')``."""
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+def _quote_it(source: Path, where: str, written: str, value: Any, is_key: bool,
+              loc: tuple[Any, ...]) -> str:
+    """YAML's "Norway problem": NO, yes, off and 4520123456 are not text unless quoted."""
+    what = f"the key {written}" if is_key else written
+    example = f'"{written}": ...' if is_key else f'{loc[-1]}: "{written}"'
+    reads = _YAML_READS[type(value)].format(str(value).lower())
+    return located(source, where, f"YAML reads {what} as {reads}, not as text",
+                   f"Put it in quotes: {example}")
+
+
+def _choice(source: Path, where: str, value: str, expected: str) -> str:
+    options = re.findall(r"'([^']*)'", expected)
+    guess = difflib.get_close_matches(value, options, n=1)
+    hint = f"did you mean '{guess[0]}'?" if guess else f"use one of: {', '.join(options)}"
+    return located(source, where, f"'{value}' is not one of {', '.join(options)}",
+                   hint[0].upper() + hint[1:])
 
 
 def _check_shape(text: str, source: Path) -> None:
@@ -409,24 +525,28 @@ def parse_campaign(text: str, source: Path) -> Campaign:
     if dups:
         raise CampaignError([located(source, f"line {line}: {key}", "this key is given twice",
                                      "Keep one of them") for key, line in dups])
-    lines = _line_map(node)
     broken = _surrogates(data)
     if broken is not None:
-        line = lines.get(broken) or lines.get(broken[:-1])
-        raise CampaignError(located(source, f"line {line}: {_dotted(broken)}" if line else
-                                    _dotted(broken), "this value holds a \\u escape of half "
-                                    "a character (a lone surrogate)", "Write the character "
-                                    "itself, or escape it as one \\U00XXXXXX"))
+        line = _node_at(node, broken)[1]
+        raise CampaignError(located(source, f"line {line}: {_dotted(broken)}", "this value "
+                                    "holds a \\u escape of half a character (a lone surrogate)",
+                                    "Write the character itself, or escape it as one "
+                                    "\\U00XXXXXX"))
     try:
         campaign = Campaign.model_validate(data, context={"base": source.parent})
     except ValidationError as exc:
-        raise CampaignError([_explain(e, source, lines) for e in exc.errors()]) from None
+        raise CampaignError([_explain(e, source, node) for e in exc.errors()]) from None
     return campaign.model_copy(update={"source": source})
 
 
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file, and check that the files it names exist."""
     source = Path(path)
+    if source.is_dir():
+        found = sorted(p.name for p in source.glob("*.y*ml"))
+        hint = (f"e.g. {source / found[0]}" if found else "it holds no .yaml file")
+        raise CampaignError(located(source, None, "this is a folder, not a campaign file",
+                                    f"Give the campaign's YAML file ({hint})"))
     try:
         data = read_small_file(source, limits.CAMPAIGN_BYTES, "the campaign file")
         text = data.decode("utf-8-sig")
@@ -436,8 +556,10 @@ def load_campaign(path: str | Path) -> Campaign:
     except FileNotFoundError:
         raise CampaignError(located(source, None, "no such campaign file",
                                     "Check the path (it is relative to where you run batchsms)"
-                                    )) from None
-    except (OSError, UnicodeDecodeError) as exc:
+                                    f"{_near_names(source)}")) from None
+    except UnicodeDecodeError as exc:
+        raise CampaignError(not_utf8(source, exc)) from None
+    except OSError as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise CampaignError(located(source, None, f"cannot read the campaign file: {reason}",
                                     "Save it as UTF-8 text")) from None
@@ -505,12 +627,23 @@ def _check_files(campaign: Campaign) -> None:
         raise CampaignError(problems)
 
 
+def _near_names(path: Path) -> str:
+    """``: did you mean 'contacts.csv'?`` when a file with a close name is there."""
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.is_file()]
+    except OSError:
+        return ""
+    guess = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    return f": did you mean '{guess[0]}'?" if guess else ""
+
+
 def _file_problem(source: Path, key: str, path: Path) -> str | None:
     try:
         mode = path.stat().st_mode
     except (OSError, ValueError):  # ValueError: a NUL in the name
         return located(source, key, f"file not found: {path}",
-                       "Paths are relative to the campaign file; check the name and folder")
+                       "Paths are relative to the campaign file; check the name and folder"
+                       f"{_near_names(path)}")
     if not stat.S_ISREG(mode):
         return located(source, key, f"{path} is not a regular file (a folder, device or pipe)",
                        "Name a file")

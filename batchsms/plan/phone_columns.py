@@ -29,6 +29,7 @@ from batchsms.plan.phones import (
     JUNK,
     NO_REGION,
     REASONS_BY_KIND,
+    TEXT_ESCAPES,
     UNKNOWN_CODE,
     UNKNOWN_COUNTRY,
     _calling_code,
@@ -504,6 +505,13 @@ def _strings(series: pd.Series) -> pa.Array:
     return pa.chunked_array([pa.array(series.astype("str"), pa.string())]).combine_chunks()
 
 
+def _unescape(cells: pa.Array) -> pa.Array:
+    """`phones.TEXT_ESCAPES` on a column, as `phones._clean` does on one cell."""
+    for pattern, replacement in TEXT_ESCAPES:
+        cells = pc.replace_substring_regex(cells, pattern, replacement)
+    return cells
+
+
 def normalize(raw: pd.Series, default_region: str | None = None,
               regions: pd.Series | None = None) -> pd.DataFrame:
     """Normalise a column of numbers as written in a sheet: columns e164, country, reason.
@@ -515,7 +523,8 @@ def normalize(raw: pd.Series, default_region: str | None = None,
     default = _region_code(default_region)
     if regions is not None and not regions.index.equals(raw.index):
         raise ValueError("regions must have the same index as the phone numbers")
-    columns = _Batch(_strings(raw), None if regions is None else _strings(regions), default).run()
+    columns = _Batch(_unescape(_strings(raw)), None if regions is None else _strings(regions),
+                     default).run()
     return pd.DataFrame({name: pd.Series(column.to_pandas().array, index=raw.index)
                          for name, column in zip(("e164", "country", "reason"), columns,
                                                  strict=True)})

@@ -11,10 +11,13 @@ Cleaning
   is allowed. Anything else (letters, commas, ``#``, ``ext``...) makes the cell "not a phone
   number"; a cell with nothing left (empty, ``-``) is "no phone number".
 Spreadsheet artefacts
-  ``4520123456.0`` (a number exported as a float) is read as ``4520123456``. Scientific
-  notation is read only when the mantissa holds every digit (at least exponent + 1 digits, any
-  beyond those zero): ``4.520123456E+09`` is ``4520123456``, while ``4.5123E+09`` is "digits
-  lost to scientific notation (4.5123E+09): format the phone column as text and export again".
+  Excel's ways of keeping a number as text are undone first: ``'+4520123459`` (a leading
+  apostrophe) and ``="+4520123460"`` (a text formula) read as ``+4520123459`` and
+  ``+4520123460``. ``4520123456.0`` (a number exported as a float) is read as
+  ``4520123456``. Scientific notation is read only when the mantissa holds every digit (at
+  least exponent + 1 digits, any beyond those zero): ``4.520123456E+09`` is ``4520123456``,
+  while ``4.5123E+09`` is "digits lost to scientific notation (4.5123E+09): format the phone
+  column as text and export again".
 Numbers without ``+`` or ``00``
   They are national numbers of the row's region: the country column when it has a value
   (case-insensitive; a value that is no ISO code gives "unknown country 'Denmark' in the
@@ -78,6 +81,9 @@ _SPACES = (" \t\n\r\f\v\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2
 _SEPARATORS = _SPACES + ".-/()[]\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 _DROP = str.maketrans("", "", _SEPARATORS)
 _FLOAT = re.compile(r"[0-9]+\.0")
+# Excel's text escapes, undone before anything else, in the column path too (the same
+# patterns run there under RE2, which reads these classes as Python's re does).
+TEXT_ESCAPES = ((f"^[{_SPACES}]*'", ""), (f'^[{_SPACES}]*="([^"]*)"[{_SPACES}]*$', r"\1"))
 _SCIENTIFIC = re.compile(r"([0-9])(?:[.,]([0-9]+))?[eE]\+?([0-9]{1,3})")
 
 
@@ -136,6 +142,8 @@ def _region_code(region: str | None) -> str | None:
 def _clean(raw: str | None) -> tuple[bool, str] | Normalized:
     if _is_missing(raw):
         return _failed(EMPTY)
+    for pattern, replacement in TEXT_ESCAPES:
+        raw = re.sub(pattern, replacement, raw)
     text = raw.strip(_SPACES)
     if _FLOAT.fullmatch(text):
         return False, text[:-2]

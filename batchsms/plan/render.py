@@ -24,6 +24,7 @@ Either way the text is byte for byte what Jinja produces.
 from __future__ import annotations
 
 import difflib
+import re
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from jinja2 import TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 
 from batchsms import limits
-from batchsms.errors import CampaignError, located
+from batchsms.errors import CampaignError, located, not_utf8
 from batchsms.plan.sandbox import ENV, Budget, Row, Timeout, alarm
 
 _ENV = ENV  # the name tests and older callers use
@@ -62,6 +63,7 @@ class Template:
     source: str
     columns: frozenset[str]  # the sheet columns the template reads
     parts: tuple[Part, ...] | None  # set when the template only substitutes variables
+    lines: tuple[tuple[str, int], ...] = ()  # the line where each column is first used
 
     def check_columns(self, available: Iterable[str], sheet: object) -> None:
         """Raise a CampaignError for every variable that is not a column of ``sheet``."""
@@ -70,8 +72,10 @@ class Template:
         for name in sorted(self.columns - set(have)):
             guess = difflib.get_close_matches(name, have, n=1)
             hint = f"did you mean '{guess[0]}'?" if guess else f"the columns are: {', '.join(have)}"
-            problems.append(located(self.origin, None, f"the template uses '{name}', but {sheet} "
-                                    f"has no such column", f"Fix the name: {hint}"))
+            line = dict(self.lines).get(name)
+            problems.append(located(self.origin, f"line {line}" if line else None,
+                                    f"the template uses '{name}', but {sheet} has no such column",
+                                    f"Fix the name: {hint}"))
         if problems:
             raise CampaignError(problems)
 
@@ -88,8 +92,7 @@ def compile_template(source: str, origin: str) -> Template:
         _ENV.from_string(tree)
     except TemplateSyntaxError as exc:
         raise CampaignError(located(origin, f"line {exc.lineno}", f"template syntax error: "
-                                    f"{exc.message}", "Variables are written << name >>, "
-                                    "statements <% if x %>...<% endif %>")) from None
+                                    f"{exc.message}", _syntax_hint(str(exc.message)))) from None
     except (RecursionError, MemoryError):
         raise CampaignError(located(origin, None, "the template is nested too deeply to read",
                                     "Simplify it")) from None
@@ -98,7 +101,26 @@ def compile_template(source: str, origin: str) -> Template:
     names = meta.find_undeclared_variables(tree) - {CONTACT}
     keys = {node.arg.value for node in tree.find_all(nodes.Getitem)
             if _is_contact_item(node)}
-    return Template(origin, source, frozenset(names | keys), _substitution_parts(tree, names))
+    lines: dict[str, int] = {}
+    for node in tree.find_all((nodes.Name, nodes.Getitem)):
+        name = node.name if isinstance(node, nodes.Name) else (
+            node.arg.value if _is_contact_item(node) else None)  # type: ignore[attr-defined]
+        if name is not None:
+            lines[name] = min(lines.get(name, node.lineno), node.lineno)
+    return Template(origin, source, frozenset(names | keys), _substitution_parts(tree, names),
+                    tuple(sorted(lines.items())))
+
+
+def _syntax_hint(message: str) -> str:
+    """A near name for a misspelt filter or test (``titel`` → ``title``), else the syntax."""
+    unknown = re.search(r"No (filter|test) named '([^']+)'", message)
+    if unknown:
+        known = _ENV.filters if unknown[1] == "filter" else _ENV.tests
+        guess = difflib.get_close_matches(unknown[2], list(known), n=1)
+        if guess:
+            return f"Did you mean '{guess[0]}'?"
+        return f"Jinja's {unknown[1]}s include: {', '.join(sorted(known)[:12])}, ..."
+    return "Variables are written << name >>, statements <% if x %>...<% endif %>"
 
 
 def _refuse_other_files(tree: nodes.Template, origin: str) -> None:
@@ -116,8 +138,10 @@ def load_template(path: Path | None, text: str | None, campaign: Path | None) ->
         try:
             data = read_small_file(path, limits.TEMPLATE_BYTES, "the template")
             return compile_template(data.decode("utf-8-sig"), str(path))
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or "it is not UTF-8 text"
+        except UnicodeDecodeError as exc:
+            raise CampaignError(not_utf8(path, exc)) from None
+        except OSError as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise CampaignError(located(path, None, f"cannot read the template: {reason}",
                                         "Save it as UTF-8 text")) from None
     assert text is not None
