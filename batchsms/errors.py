@@ -19,6 +19,11 @@ class BatchsmsError(Exception):
     exit_code: ExitCode = ExitCode.UNUSABLE
 
 
+class BatchsmsWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI prints it as
+    ``warning: ...``); its message names the file and row like an error's."""
+
+
 class CampaignError(BatchsmsError):
     """The campaign file, sheet or template cannot be used.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from batchsms.errors import CampaignError
 from batchsms.plan.campaign import NAME_PATTERN
+from batchsms.providers.registry import PROVIDERS
 
 CAMPAIGN = """\
 # {name}: a batchsms campaign. Every key is explained; the commented ones are optional.
@@ -24,13 +25,15 @@ contacts:
   # country_column: country        # a column with each row's ISO country code
   # delimiter: ";"                 # CSV only: force the separator (default: detected)
   # encoding: cp1252               # CSV only: force the encoding (default: detected)
+  # timezone_column: tz            # an IANA zone per row (Europe/Paris); overrides the number
+  # send_at_column: remind_at      # each row's earliest send time (2026-12-01 09:00, local)
 
 template:
   path: message.txt                # Jinja with << var >>; variables are the sheet's columns
   # text: "Hi << first_name >>!"   # or the text right here (exactly one of path / text)
 
 provider:
-  name: mailjet                    # mailjet | mailersend | voximplant | txty
+  name: mailjet                    # {providers}
   sender: MyShop                   # Mailjet: 3-11 letters or digits
   sandbox: true                    # true: the built-in emulator; set false to send for real
   # base_url: http://127.0.0.1:8025/mailjet   # another address (e.g. `batchsms emulator`)
@@ -50,6 +53,13 @@ send:
   # max_segments: 3                # skip rows whose text needs more segments
   # encoding: smart                # replace look-alike characters to stay in GSM-7
   # budget: 10.00                  # send refuses when the estimate is higher
+  # not_before: 2026-12-01T09:00:00+01:00   # nothing goes out before this instant
+  # window:                        # when recipients may get a text, in their own local time
+  #   hours: "09:00-20:00"         # a number with several zones: must hold in every one
+  #   days: [mon, tue, wed, thu, fri, sat]
+  #   skip_holidays: true          # public holidays of the number's country
+  # max_late: 6h                   # skip a row that would go out 6 h after its send time
+  # opt_out: "STOP to 1234"        # appended to every text on its own line, and counted
 
 # suppression: [optouts.csv]       # numbers never to message
 """
@@ -75,7 +85,8 @@ def init_campaign(name: str, parent: Path = Path(".")) -> Path:
         raise CampaignError(f"{folder} already exists: choose another name or remove it")
     folder.mkdir(parents=True)
     campaign = folder / f"{name}.yaml"
-    campaign.write_text(CAMPAIGN.format(name=name, folder=folder.as_posix()), encoding="utf-8")
+    campaign.write_text(CAMPAIGN.format(name=name, folder=folder.as_posix(),
+                                         providers=" | ".join(PROVIDERS)), encoding="utf-8")
     (folder / "contacts.csv").write_text(CONTACTS, encoding="utf-8")
     (folder / "message.txt").write_text(MESSAGE, encoding="utf-8")
     return campaign

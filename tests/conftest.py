@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from helpers import Done, Served, served_emulator
 
 from batchsms.providers.transport import HttpxTransport, Timeouts, network_client
 
@@ -79,3 +80,37 @@ async def hooked(outgoing: list[httpx.Request]) -> AsyncIterator[HttpxTransport]
     async with over_httpx(timeout=httpx.Timeout(2.0, connect=1.0),
                           event_hooks={"request": [keep]}) as transport:
         yield transport
+
+
+@pytest.fixture(scope="module")
+def served_mailjet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with served_emulator(tmp_path_factory.mktemp("emulator")) as served:
+        yield served
+
+
+@pytest.fixture
+def sms_emulator(served_mailjet: Served) -> Served:
+    """``batchsms emulator`` served on 127.0.0.1, reset, with two real Mailjet accounts."""
+    return served_mailjet.reset()
+
+
+@pytest.fixture
+def batchsms_cli(monkeypatch: pytest.MonkeyPatch,
+                 capsys: pytest.CaptureFixture[str]) -> Callable[..., Done]:
+    """``batchsms ARGS`` in this process (as ``helpers.run`` does in a child, only faster):
+    from working folder ``cwd``, with ``env`` as the only Mailjet credentials."""
+    from batchsms.cli.commands import main
+
+    def call(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Done:
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd)
+            for name in ("MAILJET_SMS_TOKEN", *(env or {})):
+                patch.delenv(name, raising=False)
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            capsys.readouterr()
+            code = main(args)
+            out, err = capsys.readouterr()
+        return Done(int(code), out, err)
+
+    return call

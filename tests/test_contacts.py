@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchsms.errors import CampaignError
+from batchsms.errors import BatchsmsWarning, CampaignError
 from batchsms.plan.campaign import ContactsConfig
 from batchsms.plan.contacts import PROBLEMS, TEXT, read_columns, read_contacts, read_suppression
 
@@ -91,11 +91,13 @@ def test_explicit_encoding_overrides_detection(tmp_path: Path) -> None:
     assert rows(read(path, encoding="cp1252")) == {2: ["Zoë", "1"]}
 
 
-def test_one_late_bad_byte_decides_the_whole_file(tmp_path: Path) -> None:
+def test_one_late_bad_byte_is_read_as_cp1252_with_a_warning_naming_its_row(
+        tmp_path: Path) -> None:
     body = "".join(f"Zoë{i},{i}\n" for i in range(60_000)).encode()
     path = write(tmp_path, "c.csv", b"name,phone\n" + body + b"M\xfcller,1\n")
-    frame = read(path, chunk_rows=1000)
-    assert frame.loc[2, "name"] == "ZoÃ«0"
+    with pytest.warns(BatchsmsWarning, match=r"c.csv: row 60002: this row is not valid UTF-8"):
+        frame = read(path, chunk_rows=1000)
+    assert frame.loc[2, "name"] == "Zoë0"  # not "ZoÃ«0": the file is UTF-8 but for one byte
     assert frame["name"].iloc[-1] == "Müller"
 
 
@@ -333,7 +335,7 @@ def test_workbook_named_csv(tmp_path: Path) -> None:
 def test_not_a_real_xlsx(tmp_path: Path) -> None:
     path = write(tmp_path, "c.xlsx", "phone,name\n1,x\n")
     message = errors(ContactsConfig(path=path))
-    assert message.startswith(f"{path}: cannot open this file as an Excel workbook")
+    assert message.startswith(f"{path}: this is not an Excel workbook (.xlsx files are zip")
     assert "contacts.path" in message
 
 
@@ -360,11 +362,12 @@ def test_duplicate_header_names(tmp_path: Path) -> None:
         "Give every column a different name")
 
 
-def test_unnamed_column_with_data(tmp_path: Path) -> None:
+def test_unnamed_column_with_data_skips_that_row_only(tmp_path: Path) -> None:
     path = write(tmp_path, "c.csv", "phone,,name\n1,,x\n2,oops,y\n")
-    assert errors(ContactsConfig(path=path)) == (
-        f"{path}: row 3, column B: this cell has data but column B has no name in the header "
-        "(row 1). Give the column a name, or delete the column")
+    [frame] = read_contacts(ContactsConfig(path=path))
+    assert frame.index.tolist() == [2, 3]
+    assert frame.attrs[PROBLEMS] == {3: "this row has data in column B, which has no name in "
+                                        "the header (row 1); give the column a name, or delete it"}
 
 
 def test_missing_phone_column_suggests_the_closest(tmp_path: Path) -> None:
@@ -410,7 +413,8 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 def test_unterminated_quote_is_reported(tmp_path: Path) -> None:
     text = 'phone,name\n1,"Anna\n' + "".join(f"{i},n{i}\n" for i in range(250_000))
     message = errors(ContactsConfig(path=write(tmp_path, "c.csv", text)))
-    assert "after row 1: a quoted value does not end within a megabyte" in message
+    assert message.startswith(f"{tmp_path / 'c.csv'}: row 2: a quote '\"' opens a value here "
+                              "and never closes")
 
 
 def test_read_columns(tmp_path: Path) -> None:

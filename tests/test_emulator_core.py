@@ -78,7 +78,8 @@ def test_reset_keeps_the_providers_own_rate_limit():
 
 
 def test_credential_parameters_are_redacted():
-    assert redact_params("user=a&key=s3cr3t&text=monkey=1") == "user=a&key=<redacted>&text=monkey=1"
+    assert redact_params("user=a&key=s3cr3t&text=monkey=1") == \
+        "user=<redacted>&key=<redacted>&text=monkey=1"  # the TXTY user is a credential too
     assert redact_params("token=abc&api_key=def") == "token=<redacted>&api_key=<redacted>"
 
 
@@ -134,7 +135,7 @@ async def test_the_request_log_redacts_credentials_whenever_it_is_read():
         served = (await http.get("/__emulator/requests")).json()
     [request] = state.requests
     assert (request.method, request.path, request.query) == (
-        "POST", "/send", "user=u&key=<redacted>&x=%2B1")
+        "POST", "/send", "user=<redacted>&key=<redacted>&x=%2B1")
     assert request.body == "token=<redacted>&text=hi\ufffd"
     assert request.headers["authorization"] == request.headers["x-api-key"] == "<redacted>"
     assert request.headers["x-other"] == "seen" and request.headers["host"] == "emulator"

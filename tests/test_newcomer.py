@@ -40,7 +40,7 @@ def test_init_preview_dry_run_and_send_in_sandbox(tmp_path, capsys, monkeypatch)
     assert "Zo⟦ë⟧" in out and "forced UCS-2 by: ë" in out  # highlighted without a terminal
     code, out, _ = run(["dry-run", campaign], capsys)
     assert code == 0
-    report = tmp_path / "reports" / "first" / "report.html"
+    report = tmp_path / "first" / "reports" / "first" / "report.html"  # beside the YAML
     assert 'id="cost-by-country"' in report.read_text(encoding="utf-8")
     code, out, _ = run(["send", campaign, "--yes"], capsys)
     assert code == 0, out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,8 @@ def test_a_real_dry_run_or_send_never_imports_an_emulator(command: str, tmp_path
         [sys.executable, "-X", "importtime", "-m", "batchsms", command, "c.yaml", "--reports",
          str(tmp_path / "reports"), *(["--yes"] if command == "send" else [])],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={"MAILJET_SMS_TOKEN": "x", "PATH": "/usr/bin:/bin"})
+        env={"MAILJET_SMS_TOKEN": "x", "PATH": "/usr/bin:/bin",
+             "BATCHSMS_STATE_DIR": os.environ["BATCHSMS_STATE_DIR"]})  # the test's registry
     imported = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert any("batchsms.providers" in line for line in imported), done.stderr[-2000:]
     assert not [line for line in imported if "batchsms.emulator" in line]

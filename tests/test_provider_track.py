@@ -187,3 +187,31 @@ async def test_a_clock_skew_against_voximplant_stops_naming_the_clock(tmp_path: 
             [result] = await client.send([Message(2, numbers("voximplant", 1)[0], "Hi")])
     assert result.outcome is Outcome.FAILED and app.state.emulator.records == []
     assert result.stop is not None and "check this machine's clock" in result.stop
+
+
+async def test_a_pace_keeps_count_per_window_waiting_or_refusing():
+    clock = Clock()
+    pace = wire.Pace(3, 60.0, clock=clock, sleep=clock.sleep)
+    started = clock.now
+    for _ in range(3):
+        await pace.wait()
+    assert clock.now == started and not pace.try_take()
+    await pace.wait()  # the fourth waits for the first to leave the window
+    assert clock.now == started + 60
+    clock.now += 1
+    assert pace.try_take() and pace.try_take() and not pace.try_take()
+
+
+@pytest.mark.parametrize("served", ["mailjet"], indirect=True)
+async def test_an_expired_message_is_expired_not_undelivered(served: Served):
+    [to] = numbers("mailjet", 1)
+    script(served, to, ScriptedOutcome.FAIL, "6")  # rejected_expired
+    async with network() as http:
+        client = served.client(http)
+        [result] = await send(client, served, [(2, to, "Hi A")])
+        served.clock.now += 30
+        after, before = window(served)
+        [answer] = await client.track([Query(2, to, SENDERS["mailjet"], "Hi A", after, before,
+                                             result.message_id)])
+    assert (answer.found, answer.delivery, answer.reason) == (True, Delivery.EXPIRED,
+                                                              "6 rejected_expired")

@@ -145,7 +145,8 @@ def test_results_xlsx_is_readable(mixed):
     assert first["e164"] == e164("mailjet", 0) and first["status"] == "sent"
     csv_rows = read_csv(files.csv)
     assert [r["status"] for r in rows] == [r["status"] for r in csv_rows]
-    assert [r["phone"] for r in rows] == [r["phone"] for r in csv_rows]
+    # a spreadsheet evaluates "+45 20 12 0000": the CSV neutralises it, an XLSX text cell not
+    assert [r["phone"] for r in rows] == [r["phone"].removeprefix("'") for r in csv_rows]
 
 
 def test_retry_sheets_hold_the_failed_and_unknown_rows_in_the_sheets_columns(mixed):
@@ -154,7 +155,8 @@ def test_retry_sheets_hold_the_failed_and_unknown_rows_in_the_sheets_columns(mix
     expected = [{**sheet[1], "batchsms_outcome": "failed"},
                 {**sheet[2], "batchsms_outcome": "unknown"},
                 {**sheet[3], "batchsms_outcome": "unknown"}]
-    assert files.retry_csv is not None and read_csv(files.retry_csv) == expected
+    neutralised = [{**r, "phone": "'" + r["phone"]} for r in expected]  # "+45 20 ..." runs
+    assert files.retry_csv is not None and read_csv(files.retry_csv) == neutralised
     assert files.retry is not None
     book = load_workbook(files.retry).active
     rows = [list(r) for r in book.iter_rows(values_only=True)]
@@ -208,8 +210,9 @@ async def test_rejected_recipients_go_to_retry_csv_and_it_is_a_usable_sheet(emul
     assert (result.stats.sent, result.stats.failed) == (3, 3)
     assert files.retry_csv is not None
     retry = read_csv(files.retry_csv)
-    # the sheet's own cells, empty ones too
-    assert retry == [{**rows[i], "batchsms_outcome": "failed"} for i in (1, 2, 4)]
+    # the sheet's own cells, empty ones too ("+45 20 ..." neutralised: a spreadsheet runs it)
+    assert retry == [{**rows[i], "batchsms_outcome": "failed", "phone": (
+        "'" if rows[i]["phone"].startswith("+") else "") + rows[i]["phone"]} for i in (1, 2, 4)]
     assert list(retry[0]) == ["phone", "name", "note", "batchsms_outcome"]
     summary = files.summary_data
     assert summary["failures_by_reason"] == {"sms-0002 Unsupported country code. (To)": 3}
@@ -269,12 +272,13 @@ async def test_contact_text_cannot_become_a_formula_in_any_file(emulators, tmp_p
     assert sorted(r.text for r in state.records) == sorted(texts[2:])  # sent as written
     dry = {int(r["row"]): r for r in read_csv(reports / "spring" / "dry-run.csv")}
     assert [dry[row]["text"] for row in (2, 3, 4, 5)] == [f"'{t}" for t in texts]
-    assert [dry[row]["phone"] for row in (2, 6, 7)] == ["+45 20 12 34 56", "'=1+2", "'@A1"]
+    # Excel evaluates "+45 20 12 34 56" too (and "+45-20-12-34-56" to -77): neutralised
+    assert [dry[row]["phone"] for row in (2, 6, 7)] == ["'+45 20 12 34 56", "'=1+2", "'@A1"]
     results = {int(r["row"]): r for r in read_csv(files.csv)}
-    assert [results[row]["phone"] for row in (2, 6, 7)] == ["+45 20 12 34 56", "'=1+2", "'@A1"]
+    assert [results[row]["phone"] for row in (2, 6, 7)] == ["'+45 20 12 34 56", "'=1+2", "'@A1"]
     assert read_csv(files.retry_csv) == [
-        {"phone": "+45 20 12 34 56", "name": f"'{FORMULAS[0]}", "batchsms_outcome": "failed"},
-        {"phone": "+45 20 12 34 57", "name": f"'{FORMULAS[1]}", "batchsms_outcome": "failed"}]
+        {"phone": "'+45 20 12 34 56", "name": f"'{FORMULAS[0]}", "batchsms_outcome": "failed"},
+        {"phone": "'+45 20 12 34 57", "name": f"'{FORMULAS[1]}", "batchsms_outcome": "failed"}]
     retry = load_workbook(files.retry).active  # text cells: the original values, never run
     assert [c.value for c in next(retry.iter_cols(min_col=2, max_col=2, min_row=2))] == \
         FORMULAS[:2]

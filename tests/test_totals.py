@@ -39,6 +39,10 @@ def frame(rows: list[tuple], start: int) -> pd.DataFrame:
         plan[name] = pd.Series(values, index=plan.index, dtype="Int64")
     plan["ucs2_chars"] = pd.Series([""] * len(rows), index=plan.index, dtype="string")
     plan["text"] = pd.Series(["hi"] * len(rows), index=plan.index, dtype="string")
+    plan["timezone"] = pd.Series(["Europe/Copenhagen"] * len(rows), index=plan.index,
+                                 dtype="string")
+    plan["send_at"] = plan["window_opens"] = float("nan")
+    plan["opt_out_segments"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
     return plan[PLAN_COLUMNS]
 
 

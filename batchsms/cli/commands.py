@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
 from batchsms import __version__
-from batchsms.errors import BatchsmsError, ExitCode
+from batchsms.cli.summary import campaign_warnings, track_text, waiting_text
+from batchsms.errors import BatchsmsError, BatchsmsWarning, ExitCode
+from batchsms.report.escape import escape_controls
 
 # Each command imports what it needs (pandas, pyarrow, pydantic, jinja2, httpx…) inside its
 # function, so that --help, a mistyped flag and a light command start in a few tens of ms.
 
+
+def _writable_folder(ctx: click.Context, param: click.Parameter,
+                     value: Path | None) -> Path | None:
+    """A folder batchsms can create files in (later), checked before any work is done."""
+    from batchsms.plan.campaign import folder_problem
+
+    problem = None if value is None else folder_problem(value)
+    if problem:
+        raise click.BadParameter(problem)
+    return value
+
+
 CAMPAIGN = click.argument("campaign", type=click.Path(path_type=Path))
 REPORTS = click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
-                       default=None,
+                       default=None, callback=_writable_folder,
                        help="Folder for the report files and the journal (one sub-folder "
                        "per campaign); default: the campaign's reports: key, relative to the "
                        "campaign file (reports/ beside it).")
@@ -52,10 +68,13 @@ def check_command(campaign: Path, as_json: bool) -> int:
     from batchsms.report.dryrun import check
 
     result = check(campaign)
+    warnings = campaign_warnings(result.campaign)
     if as_json:
-        _print_json(result.totals.to_dict())
+        _print_json({**result.totals.to_dict(), "warnings": warnings})
     else:
-        click.echo(dry_run_text(result, title="check passed"))
+        _echo(dry_run_text(result, title="check passed"))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     return ExitCode.OK
 
 
@@ -80,7 +99,7 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
                      "provider": result.campaign.provider.name,
                      "report": str(result.csv_path)})
     else:
-        click.echo(dry_run_text(result))
+        _echo(dry_run_text(result))
     return ExitCode.OK
 
 
@@ -103,16 +122,20 @@ def dry_run_command(campaign: Path, as_json: bool, reports: Path) -> int:
 @click.option("--same-account", is_flag=True,
               help="The credentials changed but the provider account is the same (a new "
               "key): what went out through the old key still counts.")
+@click.option("--wait", is_flag=True,
+              help="Keep running until every recipient is sent: sleep until the next window "
+              "opens (send.window, send.not_before, send_at_column) instead of exiting.")
 @REPORTS
 def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown: bool,
                  test_to: str | None, test_row: int | None, message_again: bool,
-                 same_account: bool, reports: Path) -> int:
+                 same_account: bool, wait: bool, reports: Path) -> int:
     """Send the campaign, or resume it where an earlier run stopped.
 
     Shows the dry-run totals and asks for confirmation (or takes --yes); sends in
     chunks within the provider's rate; journals every step so that a crash or Ctrl-C
     never loses or duplicates a message; writes results.csv, results.xlsx,
-    summary.json and retry.csv to REPORTS/<name>/.
+    summary.json and retry.csv to REPORTS/<name>/. Recipients whose window is shut
+    stay pending: without --wait it exits 0 and says when the next window opens.
 
     Example: batchsms send campaigns/spring-sale.yaml --yes
     """
@@ -126,14 +149,19 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
     prepared = prepare_send(campaign, reports, accept_changes=accept_changes,
                             resend_unknown=resend_unknown, message_again=message_again,
                             same_account=same_account)
-    click.echo(send_preamble(prepared))
+    _echo(send_preamble(prepared))
     left = prepared.to_do()
     if left["to_send"] + left["to_look_up"] == 0:
-        click.echo("Nothing left to send.")
+        _echo("Nothing left to send.")
         return _finish(prepared, None)
     if not yes and not _confirmed(prepared, left["to_send"]):
         return ExitCode.UNUSABLE
-    return _finish(prepared, _run(prepared))
+    try:
+        result = _run(prepared, wait)
+    except BaseException:
+        prepared.close()  # let the next run take the campaign's lock (library callers too)
+        raise
+    return _finish(prepared, result)
 
 
 def _test_send(campaign: Path, to: str, row: int | None, reports: Path) -> int:
@@ -143,12 +171,12 @@ def _test_send(campaign: Path, to: str, row: int | None, reports: Path) -> int:
 
     test = asyncio.run(send_test(campaign, to, row, reports))
     r = test.result
-    click.echo(f"Test send of row {test.row} to {test.to}: {r.outcome}"
+    _echo(f"Test send of row {test.row} to {test.to}: {r.outcome}"
                + (f" (message id {r.message_id})" if r.message_id else "")
                + (f": {r.error}" if r.error else ""))
-    click.echo(f"  {test.text}")
+    _echo(f"  {test.text}")
     if r.stop:
-        click.echo(f"error: {r.stop}", err=True)
+        _echo(f"error: {r.stop}", err=True)
         return ExitCode.UNUSABLE
     return ExitCode.OK if r.outcome == "sent" else ExitCode.SOME_FAILED
 
@@ -171,11 +199,11 @@ def _confirm(count: int) -> bool:
                             "run it in a terminal, or pass --yes")
     if click.confirm(f"Send {count:,} messages now?", default=False):
         return True
-    click.echo("Nothing was sent.")
+    _echo("Nothing was sent.")
     return False
 
 
-def _run(prepared: Any) -> Any:
+def _run(prepared: Any, wait: bool) -> Any:
     import asyncio
     import signal
 
@@ -196,7 +224,10 @@ def _run(prepared: Any) -> Any:
             loop.add_signal_handler(signal.SIGINT, interrupt)
 
         try:
-            return await execute(prepared, on_progress=progress.update, on_runner=on_runner)
+            return await execute(prepared, on_progress=progress.update, on_runner=on_runner,
+                                 wait=wait, on_wait=lambda w: progress.note(
+                                     f"Waiting: {waiting_text(w)} (Ctrl-C stops; the next "
+                                     "run resumes)"))
         finally:
             loop.remove_signal_handler(signal.SIGINT)
 
@@ -215,19 +246,66 @@ def _finish(prepared: Any, result: Any) -> int:
     click.echo("Writing results…", err=True)
     try:
         files = write_results(prepared.campaign, prepared.journal, prepared.folder)
+        waiting = prepared.waiting(time.time()) if result is not None else None
         write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
                      SendView(files.summary_data, files.failures, files.timeline))
     finally:
         prepared.close()
-    click.echo(send_outcome(files.summary_data, files, result))
+    _echo(send_outcome(files.summary_data, files, result))
     if result is not None and result.interrupted:
         return ExitCode.INTERRUPTED
     if result is not None and result.stopped:
-        click.echo(f"error: the run stopped: {result.stopped}", err=True)
+        _echo(f"error: the run stopped: {result.stopped}", err=True)
         return ExitCode.UNUSABLE
     data = files.summary_data
-    return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or data["pending"] \
+    if (text := waiting_text(waiting)) is not None:
+        click.echo(text + " Run send again then (or use send --wait).")
+    pending = data["pending"] - (waiting.count if waiting else 0)
+    return ExitCode.SOME_FAILED if data["failed"] or data["unknown"] or pending \
         else ExitCode.OK
+
+
+@cli.command("track")
+@CAMPAIGN
+@JSON
+@click.option("--wait", is_flag=True,
+              help="Ask again every minute until every outcome and delivery is final "
+              "(at most --max-wait).")
+@click.option("--max-wait", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              metavar="SECONDS", help="With --wait: give up after this long.")
+@REPORTS
+def track_command(campaign: Path, as_json: bool, wait: bool, max_wait: float,
+                  reports: Path) -> int:
+    """Ask the provider what became of each message: late confirmations and deliveries.
+
+    Unknown outcomes the provider now shows become sent; every sent message gets its
+    delivery (delivered, undelivered, expired, pending, unknown) in results.csv,
+    results.xlsx and summary.json. Never sends. Exit 0 when everything is final, 1 when
+    some outcomes or deliveries are still open.
+
+    Example: batchsms track campaigns/spring-sale.yaml --wait
+    """
+    import asyncio
+
+    from batchsms.report.results import write_results
+    from batchsms.send.journal import Journal
+    from batchsms.send.tracking import track
+
+    result = asyncio.run(track(campaign, reports, wait=wait, max_wait=max_wait))
+    journal = Journal.open(result.journal_path, readonly=True)
+    try:
+        files = write_results(result.campaign, journal, result.journal_path.parent)
+    finally:
+        journal.close()
+    data = {"campaign": result.campaign.name, "asked": result.asked,
+            "confirmed": result.confirmed, "still_unknown": result.still_unknown,
+            "deliveries": result.deliveries, "resolved": result.resolved,
+            "note": result.note, "results": str(files.csv)}
+    if as_json:
+        _print_json(data)
+    else:
+        click.echo(track_text(result, files))
+    return ExitCode.OK if result.resolved or result.note else ExitCode.SOME_FAILED
 
 
 @cli.command("status")
@@ -249,7 +327,7 @@ def status_command(campaign: Path, as_json: bool, reports: Path) -> int:
     if as_json:
         _print_json(status_dict(status))
     else:
-        click.echo(status_text(status))
+        _echo(status_text(status))
     return ExitCode.OK
 
 
@@ -269,6 +347,7 @@ def preview_command(campaign: Path, rows: tuple[int, ...]) -> int:
     from batchsms.plan.preview import preview
 
     loaded, found = preview(campaign, rows)
+    # preview_text escapes the sheet's control characters itself; it adds its own highlight
     click.echo(preview_text(loaded, found, highlight=sys.stdout.isatty()))
     return ExitCode.OK
 
@@ -284,44 +363,68 @@ def init_command(name: str, folder: Path) -> int:
 
     Example: batchsms init spring-sale
     """
+    from batchsms.plan.campaign import folder_problem
     from batchsms.scaffold import init_campaign
 
+    problem = folder_problem(folder)
+    if problem:
+        raise click.BadParameter(problem, param_hint="'--folder'")
     path = init_campaign(name, folder)
-    click.echo(f"Created {path.parent}/: {path.name}, contacts.csv, message.txt")
-    click.echo(f"Next: batchsms preview {path}   then   batchsms dry-run {path}")
+    _echo(f"Created {path.parent}/: {path.name}, contacts.csv, message.txt")
+    _echo(f"Next: batchsms preview {path}   then   batchsms dry-run {path}")
     return ExitCode.OK
 
 
-@cli.command("emulator")
+def _emulator_help() -> str:
+    from batchsms.providers.registry import PROVIDERS  # read when the help is shown
+
+    return ("Serve every provider's emulator over HTTP for rehearsals and tests.\n\n"
+            + ", ".join(e.rules.title for e in PROVIDERS.values()) + " answer under "
+            + ", ".join(f"/{name}" for name in PROVIDERS) + " on one port, each with a "
+            "seeded account that accepts any sender; it prints the provider.base_url values "
+            "and the credentials to export.\n\nExample: batchsms emulator --port 8025")
+
+
+class _RegistryHelp(click.Command):
+    """A command whose help text comes from the provider registry when it is shown, so
+    that ``batchsms --help`` need not import it."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.help = _emulator_help()
+        super().format_help_text(ctx, formatter)
+
+
+@cli.command("emulator", cls=_RegistryHelp,
+             short_help="Serve every provider's emulator over HTTP for rehearsals and tests.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8025, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on.")
 def emulator_command(host: str, port: int) -> int:
-    """Serve the four provider emulators over HTTP for rehearsals and tests.
-
-    Mailjet, MailerSend, Voximplant and TXTY answer under /mailjet, /mailersend,
-    /voximplant and /txty on one port, each with a seeded account that accepts any
-    sender; it prints the provider.base_url values and the credentials to export.
-
-    Example: batchsms emulator --port 8025
-    """
+    """``batchsms emulator``: its help comes from the provider registry."""
     import uvicorn
 
     from batchsms.emulator.rehearsal import base_urls, rehearsal_app
 
     app, env = rehearsal_app(Path(tempfile.mkdtemp(prefix="batchsms-emulator-")))
-    click.echo(f"batchsms emulators on http://{host}:{port} (Ctrl-C stops them)")
+    _echo(f"batchsms emulators on http://{host}:{port} (Ctrl-C stops them)")
     for name, url in base_urls(f"http://{host}:{port}").items():
-        click.echo(f"  {name:<11} provider.base_url: {url}")
-    click.echo("Credentials for these emulators (not real ones):")
+        _echo(f"  {name:<11} provider.base_url: {url}")
+    _echo("Credentials for these emulators (not real ones):")
     for key, value in env.items():
-        click.echo(f"  export {key}={value}")
+        _echo(f"  export {key}={value}")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 proxy_headers=False)
     return ExitCode.OK
 
 
+def _echo(message: str, err: bool = False) -> None:
+    """Print; a control character from a sheet or a provider (ESC retitles the window,
+    clears the screen, hides text) is shown as ``<U+001B>`` instead of reaching the terminal."""
+    click.echo(escape_controls(message), err=err)
+
+
 def _print_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    _echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _error_text(exc: BatchsmsError) -> str:
@@ -331,32 +434,72 @@ def _error_text(exc: BatchsmsError) -> str:
     return f"error: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
 
 
-def _write_crash_log() -> Path:
-    path = Path(tempfile.gettempdir()) / f"batchsms-crash-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    path.write_text(traceback.format_exc(), encoding="utf-8")
-    return path
+def write_crash_log(exc: BaseException, folder: Path | None = None) -> Path:
+    """Write what a bug report needs about ``exc`` to a new file and return its path.
+
+    The file gets a unique, unpredictable name, is created exclusively (a planted file or
+    symlink is never followed or overwritten) and only its owner can read it (0600). It
+    holds the exception types and where they were raised, never their messages or any
+    value: those may hold contact data or secrets.
+    """
+    fd, name = tempfile.mkstemp(prefix="batchsms-crash-", suffix=".log",
+                                dir=None if folder is None else str(folder))
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"batchsms {__version__}, Python {sys.version.split()[0]}, "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+                "Exception messages are left out: they may hold contact data or secrets.\n")
+        for one in _chain(exc):
+            f.write(f"\n{type(one).__module__}.{type(one).__qualname__} raised at:\n")
+            f.writelines(traceback.format_list(traceback.extract_tb(one.__traceback__)))
+    return Path(name)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 20:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen[::-1]
+
+
+def _run_cli(argv: list[str] | None) -> Any:
+    shown: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if str(message) not in shown:  # the sheet is opened more than once per command
+            shown.add(str(message))
+            _echo(f"warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", BatchsmsWarning)
+        warnings.showwarning = show
+        return cli.main(args=argv, prog_name="batchsms", standalone_mode=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every outcome becomes one of the documented exit codes."""
     try:
-        code = cli.main(args=argv, prog_name="batchsms", standalone_mode=False)
+        code = _run_cli(argv)
     except click.exceptions.Abort:
-        click.echo("Interrupted.", err=True)
+        _echo("Interrupted.", err=True)
         return ExitCode.INTERRUPTED
     except click.ClickException as exc:
         exc.show()
         return ExitCode.UNUSABLE
     except BatchsmsError as exc:
-        click.echo(_error_text(exc), err=True)
+        _echo(_error_text(exc), err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        _echo("Interrupted.", err=True)
         return ExitCode.INTERRUPTED
-    except Exception:
-        log = _write_crash_log()
-        click.echo(f"batchsms hit an internal error (a bug, not your campaign). The details "
-                   f"are in {log}; please attach that file to a bug report.", err=True)
+    except Exception as exc:
+        try:
+            log: Path | str = write_crash_log(exc)
+        except OSError:
+            log = "no file (the temporary folder is not writable)"
+        _echo(f"batchsms hit an internal error (a bug, not your campaign). The details "
+              f"are in {log}; please attach that file to a bug report.", err=True)
         return ExitCode.INTERNAL
     return int(code or 0)
 

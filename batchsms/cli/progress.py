@@ -42,7 +42,8 @@ class Progress:
         filled = int(share * BAR)
         bar = "#" * filled + "-" * (BAR - filled)
         return (f"[{bar}] {stats.done:,}/{stats.total:,} ({share:.0%})  {rate:,.0f} msg/s  "
-                f"ETA {eta}  failed {stats.failed:,}  unknown {stats.unknown:,}")
+                f"ETA {eta}  failed {stats.failed:,}  unknown {stats.unknown:,}"
+                + (f"  waiting {stats.waiting:,}" if stats.waiting else ""))
 
     def note(self, text: str) -> None:
         if self._drawn:

@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from batchsms.report.escape import escape_controls
 
 if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is made
     from batchsms.plan.campaign import Campaign
     from batchsms.plan.preview import PreviewRow
+    from batchsms.plan.schedule import Waiting
     from batchsms.plan.totals import Group
     from batchsms.report.dryrun import DryRun
     from batchsms.report.results import ResultFiles
     from batchsms.send.runner import RunResult
     from batchsms.send.sending import CampaignStatus, PreparedSend
+    from batchsms.send.tracking import TrackResult
 
 
 
@@ -35,6 +40,10 @@ def dry_run_text(result: DryRun, title: str = "dry run") -> str:
         over = t.prices.money(t.cost) - c.send.budget
         verdict = f"over budget by {cur} {over}" if over > 0 else "within budget"
         lines.append(f"  budget           {cur} {c.send.budget} ({verdict})")
+    if t.opt_out_segments or c.send.opt_out:
+        lines.append(f"  opt-out line     adds {t.opt_out_segments:,} segments, {cur} "
+                     f"{money(t.opt_out_cost)} (\"{c.send.opt_out}\" on every text)")
+    lines += _reach(result)
     lines += _groups("By country", t.by_country, money, cur)
     lines += _groups("By encoding", t.by_encoding, money, cur)
     lines += _skipped(result)
@@ -42,6 +51,70 @@ def dry_run_text(result: DryRun, title: str = "dry run") -> str:
     if result.csv_path is not None:
         lines += ["", f"Every row: {result.csv_path}"]
     return "\n".join(lines)
+
+
+def _reach(result: DryRun) -> list[str]:
+    """Who can be reached now, and an hour-by-hour chart of when the others' windows open."""
+    w, c = result.totals.window, result.campaign
+    if not (c.send.window or c.send.not_before or c.contacts.send_at_column):
+        return []
+    never = result.totals.window.to_dict(result.totals.skipped_by_reason)["never"]
+    lines = ["", "When recipients can be reached (each in their own time zone)",
+             f"  now              {w.now:>10,}",
+             f"  later            {w.later:>10,}" + (
+                 f"  (first {_utc(w.earliest)}, last {_utc(w.latest)})" if w.later else ""),
+             f"  never            {never:>10,}  (skipped: no window in all their zones, or "
+             "too late)"]
+    if w.several_zones:
+        lines.append(f"  {w.several_zones:,} numbers have several time zones: the window must "
+                     "hold in every one")
+    lines += _chart(w.by_hour, w.display_zone)
+    return lines
+
+
+def _chart(by_hour: dict[int, int], display_zone: str | None, rows: int = 24) -> list[str]:
+    if not by_hour:
+        return []
+    most = max(by_hour.values())
+    local = ZoneInfo(display_zone) if display_zone else None
+    head = f"  opening hour (UTC{', ' + display_zone if display_zone else ''})"
+    lines = [head]
+    hours = sorted(by_hour.items())
+    for hour, n in hours[:rows]:
+        at = datetime.fromtimestamp(hour, UTC)
+        there = f"  {at.astimezone(local):%a %H:%M}" if local else ""
+        bar = "#" * max(1, round(30 * n / most))
+        lines.append(f"    {at:%a %Y-%m-%d %H:%M}{there}  {n:>8,} {bar}")
+    if len(hours) > rows:
+        lines.append(f"    ... {len(hours) - rows} more hours (see by_window in --json)")
+    return lines
+
+
+def _utc(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def campaign_warnings(campaign: Campaign) -> list[str]:
+    """What ``check`` warns about: legal but probably unwise."""
+    found = []
+    if campaign.send.window and not campaign.send.opt_out:
+        found.append(f"{campaign.source}: send.window is set but send.opt_out is not: marketing "
+                     "texts usually must say how to opt out; add e.g. opt_out: \"STOP to 1234\"")
+    return found
+
+
+def waiting_text(waiting: Waiting | None) -> str | None:
+    """``N recipients wait for their window; the next opens at ...`` (None: nobody waits)."""
+    if waiting is None or not (waiting.count or waiting.expired):
+        return None
+    parts = []
+    if waiting.count:
+        parts.append(f"{waiting.count:,} recipients wait for their window; the next opens at "
+                     f"{_utc(waiting.next_opening)}")
+    if waiting.expired:
+        parts.append(f"{waiting.expired:,} missed their send time by more than send.max_late "
+                     "and will not be sent")
+    return "; ".join(parts) + "."
 
 
 def _groups(title: str, groups: dict[str, Group], money: Callable[[int], str],
@@ -87,6 +160,7 @@ def send_preamble(prepared: PreparedSend) -> str:
     """The plan's totals and what this run will do, shown before confirming."""
     from batchsms.report.dryrun import DryRun
 
+
     result = DryRun(prepared.campaign, prepared.totals, None)
     lines = [dry_run_text(result, title="send")]
     left = prepared.to_do()
@@ -104,7 +178,12 @@ def send_preamble(prepared: PreparedSend) -> str:
     if left["to_look_up"]:
         lines.append(f"{left['to_look_up']:,} messages may have gone out when the last run "
                      "stopped: the provider's status lookup decides, they are not resent.")
-    lines.append(f"This run sends {left['to_send']:,} messages.")
+    waiting = prepared.waiting(prepared.planner.now)
+    if waiting is not None and waiting.count:
+        lines.append(f"This run sends {left['to_send'] - waiting.count - waiting.expired:,} "
+                     f"messages now; {waiting_text(waiting)}")
+    else:
+        lines.append(f"This run sends {left['to_send']:,} messages.")
     return "\n".join(lines)
 
 
@@ -133,7 +212,11 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
 
 
 def status_dict(status: CampaignStatus) -> dict[str, Any]:
+    w = status.waiting
+    waiting = {"waiting": w.count if w else 0, "expired": w.expired if w else 0,
+               "next_opening": _iso(w.next_opening if w else None)}
     return {"campaign": status.campaign.name, "complete": status.complete, **status.counts,
+            **waiting,
             "cost_so_far": str(status.cost_so_far), "currency": status.currency,
             "runs": [{"started_at": _iso(s), "finished_at": _iso(f), "result": r}
                      for _, s, f, r in status.runs],
@@ -157,6 +240,8 @@ def status_text(status: CampaignStatus) -> str:
         lines.append(f"  last run: {_iso(last[1])} ({last[3] or 'did not finish'})")
     if not status.complete:
         lines.append(f"  a resumed run would look up {c['sending']:,} and send {c['pending']:,}")
+    if (text := waiting_text(status.waiting)) is not None:
+        lines.append(f"  {text}")
     if c["unknown"]:
         lines.append(f"  {c['unknown']:,} unknown outcomes are resent only with "
                      "send --resend-unknown")
@@ -164,9 +249,10 @@ def status_text(status: CampaignStatus) -> str:
 
 
 def _iso(seconds: float | None) -> str | None:
+    """ISO 8601 UTC, as in every report file (``2026-12-01T08:00:00Z``)."""
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) -> str:
@@ -178,18 +264,20 @@ def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) ->
     cur = campaign.pricing.currency
     blocks = []
     for r in rows:
-        head = f"row {r.row}  {r.e164 or r.phone or '(no number)'}"
+        head = escape_controls(f"row {r.row}  {r.e164 or r.phone or '(no number)'}")
         if r.country:
             head += f" ({r.country})"
         if r.status != "ok":
-            blocks.append(f"{head}  SKIPPED: {r.reason}" + (f"\n  {r.text}" if r.text else ""))
+            blocks.append(escape_controls(f"{head}  SKIPPED: {r.reason}"
+                                          + (f"\n  {r.text}" if r.text else "")))
             continue
         head += f"  {r.encoding}, {r.segments} segment{'s' if r.segments != 1 else ''}, " \
                 f"{cur} {r.cost}   [{r.why}]"
-        text = _mark(r.text or "", r.non_gsm, highlight)
+        shown = tuple(escape_controls(c) for c in r.non_gsm)
+        text = _mark(escape_controls(r.text or ""), shown, highlight)
         lines = [head, *(f"  | {line}" for line in text.split("\n"))]
         if r.non_gsm:
-            lines.append(f"  forced UCS-2 by: {' '.join(r.non_gsm)}")
+            lines.append(f"  forced UCS-2 by: {' '.join(shown)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -198,3 +286,21 @@ def _mark(text: str, chars: tuple[str, ...], highlight: bool) -> str:
     for char in sorted(set(chars), key=len, reverse=True):
         text = text.replace(char, f"\x1b[7m{char}\x1b[27m" if highlight else f"⟦{char}⟧")
     return text
+
+
+def track_text(result: TrackResult, files: ResultFiles) -> str:
+    """What ``track`` learnt, and what is still open."""
+    if result.note:
+        return f"{result.campaign.name}: {result.note}."
+    d = result.deliveries
+    lines = [f"{result.campaign.name}: asked the provider about {result.asked:,} messages.",
+             "  deliveries of sent messages: " + (", ".join(
+                 f"{state} {n:,}" for state, n in sorted(d.items())) or "none yet")]
+    if result.confirmed:
+        lines.append(f"  {result.confirmed:,} unknown outcomes are now confirmed as sent")
+    if result.still_unknown:
+        age = _iso(result.oldest_unknown) or "an unknown time"
+        lines.append(f"  {result.still_unknown:,} outcomes are still unknown (the oldest went "
+                     f"out {age}); run track again later, or check with the provider")
+    lines.append(f"Results: {files.csv}")
+    return "\n".join(lines)

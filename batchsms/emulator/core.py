@@ -241,7 +241,9 @@ _SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
 _GSM_BASIC = segments.BASIC - {"\x1b"}
 _SINGLE, _PART = 160, 153  # GSM-7 septets in a single segment, and in each part of several
 _URL_PARTS = ("scheme", "server", "path", "query_string", "headers")
-_SECRET_PARAMS = re.compile(r"((?:^|[&?])(?:key|pass|password|token|api_key)=)[^&]*")
+_SECRET_PARAMS = re.compile(
+    r"((?:^|[&?])(?:user|username|login|key|apikey|api_key|pass|password|secret|token)=)[^&]*",
+    re.IGNORECASE)  # TXTY authenticates with user + key: both are credentials
 
 
 def redact_params(text: str) -> str:

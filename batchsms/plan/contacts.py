@@ -1,28 +1,29 @@
 """Contact sheets (CSV and XLSX), read as chunks of text columns.
 
 Every value is the cell's text: nothing is parsed as a number, a date or a missing-value
-marker ("0045…", "00123", "NA" and "null" stay as written). Each chunk's index is the row
-number a person sees in a spreadsheet app: the header is row 1, a blank line is a row, and a
-quoted value that spans lines is still one row.
+marker ("0045…", "00123", "NA" and "null" stay as written), except that the apostrophe
+batchsms's own CSV files put before a value starting with ``= + - @`` is taken off again.
+Each chunk's index is the row number a person sees in a spreadsheet app: the header is row
+1, a blank line is a row, and a quoted value that spans lines is still one row.
 
-CSV encoding, unless ``contacts.encoding`` names one: a UTF-16 byte-order mark means UTF-16;
-otherwise the whole file is scanned before the first chunk is yielded, and it is UTF-8 (with
-or without BOM) if every byte sequence is valid UTF-8, else Windows-1252 if it has none of the
-five bytes cp1252 leaves undefined, else Latin-1. Deciding from the whole file means a stray
-byte in row 9,000,000 never leaves earlier chunks decoded differently from later ones.
+CSV encoding: see ``sheet_encoding``. A quote that never closes is an error naming the row
+where it opens (it would swallow every row after it), and so is a cell longer than
+``MAX_CELL_CHARS``. Spreadsheet error values (``#N/A``, ``#REF!``, ``#VALUE!``, ``#DIV/0!``,
+``#NAME?`` and the like) are empty cells: they are never sent as text.
 
-CSV separator, unless ``contacts.delimiter`` names one: whichever of ``,`` ``;`` or tab occurs
-most often, outside quotes, in the header line (``,`` when none does).
+CSV separator, unless ``contacts.delimiter`` names one: the one Excel's ``sep=;`` first line
+names (that line is then skipped), else whichever of ``,`` ``;`` or tab occurs most often,
+outside quotes, in the header line (``,`` when none does).
 
 A row with more cells than the header has names for is kept (its named cells are read), and
 if the extra cells hold data it is listed in the chunk's ``attrs["problems"]``
 (``{row: reason}``), so that the plan can skip it with that reason instead of sending to a
-row whose values may have shifted. A row with fewer cells reads the missing ones as NA.
+row whose values may have shifted; so is a row with data under a column that has no name.
+A row with fewer cells reads the missing ones as NA.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import difflib
 import io
@@ -41,8 +42,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from batchsms import limits
 from batchsms.errors import CampaignError, located
-from batchsms.plan import workbook
+from batchsms.plan import sheet_encoding, workbook
 from batchsms.plan.campaign import ContactsConfig
 
 TEXT = pd.StringDtype("pyarrow")
@@ -52,11 +54,17 @@ PROBLEMS = "problems"
 
 _SEPARATORS = ",;\t"
 _BLOCK = 1 << 20
-_SCAN = 1 << 24
 _HEAD = 1 << 20
 _XLSX_CHUNK = 50_000
-_CP1252_HOLES = re.compile(b"[\x81\x8d\x8f\x90\x9d]")
+_SEP_LINE = re.compile(r"sep=(.)[ \t]*(\r?\n|$)")
+# What spreadsheet apps show for a formula that failed; never a value to send.
+_ERROR_CELLS = pa.array(["#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!",
+                         "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#UNKNOWN!", "#CONNECT!",
+                         "#BUSY!", "#GETTING_DATA", "#N/A!"], pa.string())
 _NULL = pa.scalar(None, pa.string())
+# The apostrophe batchsms's own CSV files put before a value a spreadsheet would run
+# (report.csvfile.neutralise): taken off again, so that a retry.csv is a contact sheet.
+_NEUTRALISED = r"^'([=+\-@])"
 
 _Piece = tuple[pa.Table, np.ndarray, dict[int, str]]
 
@@ -69,6 +77,8 @@ class _Sheet:
     sheet: str | None = None
     encoding: str = "utf-8-sig"
     delimiter: str = ","
+    first_row: int = 1  # 2 after Excel's "sep=;" line
+    odd_quotes: bool = False
 
     @property
     def is_xlsx(self) -> bool:
@@ -91,6 +101,8 @@ def read_contacts(config: ContactsConfig, source: Path | None = None,
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     sheet = _contacts_sheet(config, source, whole_file=True)
+    if sheet.odd_quotes and (problem := _diagnosis(sheet)):
+        raise problem
     header_row, names = _header(sheet)
     _check_header(sheet, config, source, header_row, names)
     width = _usual_width(sheet, header_row, len(names))
@@ -154,8 +166,15 @@ def _sheet(path: Path, key: str, sheet: str | None, delimiter: str | None,
     found = _Sheet(path, key, source, sheet)
     if found.is_xlsx:
         return found
-    found = replace(found, encoding=_encoding(found, encoding, whole_file))
-    return replace(found, delimiter=delimiter or _sniff(found))
+    try:
+        decided = sheet_encoding.detect(path, key, source, encoding, whole_file)
+    except OSError as exc:
+        raise _unreadable(found, exc) from None
+    found = replace(found, encoding=decided.name, odd_quotes=decided.odd_quotes)
+    named = _sep_line(found)
+    if named:
+        found = replace(found, first_row=2)
+    return replace(found, delimiter=delimiter or named or _sniff(found))
 
 
 def _unreadable(sheet: _Sheet, exc: Exception) -> CampaignError:
@@ -164,68 +183,15 @@ def _unreadable(sheet: _Sheet, exc: Exception) -> CampaignError:
                                  f"Check that it exists and is readable; {sheet.key} names it"))
 
 
-def _encoding(sheet: _Sheet, explicit: str | None, whole_file: bool) -> str:
-    limit = None if whole_file else _HEAD
+def _sep_line(sheet: _Sheet) -> str | None:
+    """The separator Excel's optional first line ``sep=;`` names, if the file has one."""
     try:
-        if explicit:
-            return _check_encoding(sheet, explicit, limit)
-        with sheet.path.open("rb") as f:
-            head = f.read(4)
-            if head == b"PK\x03\x04":
-                raise CampaignError(located(sheet.path, None, "this is an Excel workbook, not "
-                                            "a CSV file", f"Rename it to .xlsx and update "
-                                            f"{sheet.key}"))
-            if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-                return "utf-16"
-            if _decodes(f, "utf-8", limit):
-                return "utf-8-sig"
-            return "latin-1" if _has_cp1252_holes(f, limit) else "cp1252"
+        with sheet.path.open(encoding=sheet.encoding, errors="replace", newline="") as f:
+            first = f.read(16).lstrip("\ufeff")
     except OSError as exc:
         raise _unreadable(sheet, exc) from None
-
-
-def _check_encoding(sheet: _Sheet, explicit: str, limit: int | None) -> str:
-    try:
-        name = codecs.lookup(explicit).name
-    except LookupError:
-        raise CampaignError(located(sheet.source or sheet.path, "contacts.encoding",
-                                    f"unknown encoding "
-                                    f"{explicit!r}", "Use e.g. utf-8, cp1252 or latin-1, or "
-                                    "remove the key to let batchsms detect it")) from None
-    name = "utf-8-sig" if name == "utf-8" else name
-    with sheet.path.open("rb") as f:
-        if not _decodes(f, name, limit):
-            raise CampaignError(located(sheet.source or sheet.path, "contacts.encoding",
-                                        f"{sheet.path.name} is not valid {explicit}",
-                                        "Remove contacts.encoding to let batchsms detect the "
-                                        "encoding, or name the right one"))
-    return name
-
-
-def _decodes(f: io.BufferedReader, encoding: str, limit: int | None) -> bool:
-    f.seek(0)
-    decoder = codecs.getincrementaldecoder(encoding)()
-    try:
-        for block in _blocks(f, limit):
-            if decoder.getstate()[0] or not block.isascii():
-                decoder.decode(block)
-        decoder.decode(b"", final=limit is None)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _has_cp1252_holes(f: io.BufferedReader, limit: int | None) -> bool:
-    return any(_CP1252_HOLES.search(block) for block in _blocks(f, limit))
-
-
-def _blocks(f: io.BufferedReader, limit: int | None) -> Iterator[bytes]:
-    f.seek(0)
-    if limit is not None:
-        yield f.read(limit)
-        return
-    while block := f.read(_SCAN):
-        yield block
+    match = _SEP_LINE.match(first)
+    return match[1] if match else None
 
 
 def _sniff(sheet: _Sheet) -> str:
@@ -258,6 +224,8 @@ def _header(sheet: _Sheet) -> tuple[int, list[str]]:
     """The row number and stripped cells of the first row with any text."""
     try:
         for number, cells in _records(sheet):
+            if number < sheet.first_row:
+                continue
             names = [cell.strip() for cell in cells]
             if any(names):
                 names[0] = names[0].lstrip("\ufeff").strip()
@@ -318,10 +286,19 @@ def _missing_column(sheet: _Sheet, source: Path | None, key: str, wanted: str,
     named = [n for n in names if n]
     lowered = {n.lower(): n for n in named}
     guess = difflib.get_close_matches(wanted.lower(), list(lowered), n=1)
+    hidden = [n for n in named if not n.isprintable()]
     fix = (f"Did you mean {lowered[guess[0]]!r}?" if guess
            else f"Set contacts.{key} to one of them, or rename the column in the sheet")
+    if hidden:
+        fix += (f" ({_shown(hidden[0])} holds an invisible or control character: retype that "
+                "header)")
     return located(source or sheet.path, f"contacts.{key}", f"no column {wanted!r} in "
-                   f"{sheet.path.name}; the columns are: {', '.join(named)}", fix)
+                   f"{sheet.path.name}; the columns are: {', '.join(map(_shown, named))}", fix)
+
+
+def _shown(name: str) -> str:
+    """A header as a person can read it: quoted and escaped when it has invisible parts."""
+    return name if name.isprintable() else ascii(name)
 
 
 def _suppression_column(cells: list[str], phone_column: str) -> int:
@@ -356,7 +333,12 @@ def _clean(table: pa.Table, numbers: np.ndarray, problems: dict[int, str]) -> _P
     columns = []
     for column in table.columns:
         text = pc.utf8_trim_whitespace(column)
-        columns.append(pc.if_else(pc.equal(text, ""), _NULL, text))
+        if pc.any(pc.starts_with(text, "'")).as_py():
+            text = pc.replace_substring_regex(text, _NEUTRALISED, r"\1")
+        empty = pc.equal(text, "")
+        if pc.any(pc.starts_with(text, "#")).as_py():
+            empty = pc.or_(empty, pc.is_in(text, value_set=_ERROR_CELLS))
+        columns.append(pc.if_else(empty, _NULL, text))
     table = pa.table(columns, names=table.column_names)
     filled = reduce(pc.or_, (pc.is_valid(c) for c in columns))
     if pc.all(filled).as_py():
@@ -392,9 +374,12 @@ def _frames(sheet: _Sheet, header_row: int, names: list[str],
             pieces: Iterable[_Piece]) -> Iterator[pd.DataFrame]:
     named = [i for i, name in enumerate(names) if name]
     inner = [i for i in range(named[-1]) if not names[i]]
+    most = limits.CELL_CHARS.int_value()
     for table, numbers, problems in pieces:
+        _refuse_long_cells(sheet, table, numbers, names, most)
         for i in inner:
-            _refuse_unnamed(sheet, header_row, table.column(i), numbers, i)
+            problems = {**_unnamed_problems(header_row, table.column(i), numbers, i),
+                        **problems}
         if len(names) > named[-1] + 1:
             problems = {**problems, **_outer_problems(table, numbers, named[-1] + 1)}
         columns = table.select(named).rename_columns([names[i] for i in named])
@@ -404,15 +389,33 @@ def _frames(sheet: _Sheet, header_row: int, names: list[str],
         yield frame
 
 
-def _refuse_unnamed(sheet: _Sheet, header_row: int, column: pa.ChunkedArray,
-                    numbers: np.ndarray, index: int) -> None:
+def _unnamed_problems(header_row: int, column: pa.ChunkedArray, numbers: np.ndarray,
+                      index: int) -> dict[int, str]:
+    """Rows with data under a column that has no name: their values may have shifted."""
     filled = pc.is_valid(column).to_numpy(zero_copy_only=False)
-    if filled.any():
-        row, letter = numbers[filled.argmax()], workbook.column_letter(index)
-        raise CampaignError(located(sheet.path, f"row {row}, column {letter}",
-                                    f"this cell has data but column {letter} has no "
-                                    f"name in the header (row {header_row})",
-                                    "Give the column a name, or delete the column"))
+    if not filled.any():
+        return {}
+    letter = workbook.column_letter(index)
+    reason = (f"this row has data in column {letter}, which has no name in the header (row "
+              f"{header_row}); give the column a name, or delete it")
+    return dict.fromkeys((int(n) for n in numbers[filled]), reason)
+
+
+def _refuse_long_cells(sheet: _Sheet, table: pa.Table, numbers: np.ndarray, names: list[str],
+                       most: int) -> None:
+    for index, column in enumerate(table.columns):
+        longest = pc.max(pc.utf8_length(column)).as_py()
+        if longest is not None and longest > most:
+            at = int(np.argmax(pc.fill_null(pc.utf8_length(column), 0).to_numpy()))
+            raise _long_cell(sheet, f"row {numbers[at]}, column "
+                             f"{names[index] or workbook.column_letter(index)}", most)
+
+
+def _long_cell(sheet: _Sheet, where: str, most: int) -> CampaignError:
+    return CampaignError(located(sheet.path, where, f"this cell holds more than {most:,} "
+                                 "characters; no contact field is that long",
+                                 "Check the cell (an export may have run a whole file into "
+                                 f"it). {limits.CELL_CHARS.fix}"))
 
 
 def _outer_problems(table: pa.Table, numbers: np.ndarray, first: int) -> dict[int, str]:
@@ -483,15 +486,73 @@ def _csv_pieces(sheet: _Sheet, width: int) -> Iterator[_Piece]:
             mine = {k: pending.pop(k) for k in sorted(pending) if k <= end}
             start = end + 1
             yield _with_odd_rows(sheet, pa.Table.from_batches([batch]), numbers, mine, width)
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-        what = ("a quoted value does not end within a megabyte" if "straddl" in str(exc)
-                else f"cannot read the rows that follow ({exc})")
-        raise CampaignError(located(sheet.path, f"after row {start - 1}", what, "Look for a "
-                                    "'\"' that opens a value and is never closed")) from None
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
+        raise _diagnosis(sheet) or CampaignError(located(
+            sheet.path, f"after row {start - 1}", "cannot read the rows that follow", "Look "
+            "for a '\"' that opens a value and is never closed")) from None
     pending.update(odd)
     if pending:
         yield _with_odd_rows(sheet, _table([], width), np.array([], dtype=np.int64), pending,
                              width)
+
+
+def _diagnosis(sheet: _Sheet) -> CampaignError | None:
+    """Read the CSV as Python's reader (and pyarrow) do, to name the row where a quote opens
+    and never closes (it would swallow every row after it), or a cell over the length limit.
+
+    Run before any row is used when the file's quotes do not pair up, and when pyarrow
+    cannot get past a row; a Python loop, so never on the usual path.
+    """
+    most = limits.CELL_CHARS.int_value()
+    before = csv.field_size_limit(most)
+    rows = start = 0
+    error = None
+    try:
+        with sheet.path.open(encoding=sheet.encoding, errors="replace", newline="") as f:
+            reader = csv.reader(f, delimiter=sheet.delimiter)
+            while error is None:
+                line = reader.line_num
+                try:
+                    next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    error = str(exc)
+                rows, start = rows + 1, line
+        with sheet.path.open(encoding=sheet.encoding, errors="replace", newline="") as f:
+            tail = "".join(islice(f, start, None))
+    finally:
+        csv.field_size_limit(before)
+    if _ends_inside_quotes(tail, sheet.delimiter):
+        return CampaignError(located(sheet.path, f"row {rows}", "a quote '\"' opens a value "
+                                     "here and never closes, so every row after it would be "
+                                     "read as part of this cell", "Close the quote, or remove "
+                                     "it"))
+    if error is not None and "field larger" in error:
+        return _long_cell(sheet, f"row {rows}", most)
+    return None
+
+
+def _ends_inside_quotes(text: str, delimiter: str) -> bool:
+    """Whether CSV ``text`` (from a record's start) ends inside a quoted value."""
+    field_end = re.compile(f"[{re.escape(delimiter)}\r\n]")
+    i, size = 0, len(text)
+    while i < size:
+        if text[i] == '"':
+            while True:
+                close = text.find('"', i + 1)
+                if close < 0:
+                    return True
+                if text.startswith('""', close):
+                    i = close + 1
+                    continue
+                break
+            i = close + 1
+        found = field_end.search(text, i)
+        if found is None:
+            return False
+        i = found.end()
+    return False
 
 
 def _arrow_reader(sheet: _Sheet, width: int,

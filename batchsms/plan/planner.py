@@ -8,6 +8,7 @@ is streamed chunk by chunk, so memory stays bounded however long it is. The dry 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -16,14 +17,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchsms.errors import CampaignError, located
 from batchsms.plan import contacts, phone_columns, segment_columns
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.prefetch import prefetch
 from batchsms.plan.pricing import PriceTable
 from batchsms.plan.render import Template, load_template, render_frame
+from batchsms.plan.schedule import Scheduler
 from batchsms.providers.rules import ProviderRules
 
 OK = "ok"
+OPT_OUT_SEPARATOR = "\n"  # between the template's text and send.opt_out
 SKIPPED = "skipped"
 
 # Why a row is skipped: the stable code (reports, --json) and its title for people.
@@ -42,10 +46,16 @@ REASON_TITLES = {
     "country_not_supported": "country not served by the provider",
     "too_long": "text too long",
     "too_many_segments": "too many segments",
+    "bad_timezone": "invalid time zone",
+    "no_timezone": "no time zone known",
+    "bad_send_at": "unreadable send time",
+    "no_window": "window never open in all its zones",
+    "too_late": "send time missed by more than send.max_late",
 }
 
 PLAN_COLUMNS = ["phone", "e164", "country", "status", "reason_code", "reason", "encoding",
-                "segments", "characters", "cost", "ucs2_chars", "smart_saved", "text"]
+                "segments", "characters", "cost", "ucs2_chars", "smart_saved", "text",
+                "timezone", "send_at", "window_opens", "opt_out_segments"]
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,10 @@ def number_keys(e164: pd.Series) -> np.ndarray:
 class Planner:
     """Builds the plan of one campaign, chunk by chunk."""
 
-    def __init__(self, campaign: Campaign, chunk_rows: int = 250_000) -> None:
+    def __init__(self, campaign: Campaign, chunk_rows: int = 250_000,
+                 now: float | None = None) -> None:
         self.campaign = campaign
+        self.now = time.time() if now is None else now  # one instant for every row
         self.chunk_rows = chunk_rows
         self.rules: ProviderRules = campaign.provider.rules
         self.prices = PriceTable.from_config(campaign.pricing)
@@ -112,7 +124,20 @@ class Planner:
                                                 campaign.template.text, campaign.source)
         columns = contacts.read_columns(campaign.contacts, campaign.source)
         self.template.check_columns(columns, campaign.contacts.path.name)
+        self._check_schedule_columns(columns)
+        self.scheduler = Scheduler(campaign, self.now)
         self.suppressed = self._suppressed_keys()
+
+    def _check_schedule_columns(self, columns: list[str]) -> None:
+        cfg = self.campaign.contacts
+        problems = [
+            located(self.campaign.source, f"contacts.{key}", f"{cfg.path.name} has no column "
+                    f"{name!r}", f"Use one of: {', '.join(columns)}")
+            for key, name in (("timezone_column", cfg.timezone_column),
+                              ("send_at_column", cfg.send_at_column))
+            if name is not None and name not in columns]
+        if problems:
+            raise CampaignError(problems)
 
     def _suppressed_keys(self) -> dict[int, str]:
         found: dict[int, str] = {}
@@ -151,6 +176,7 @@ class Planner:
         plan["reason_code"] = _mapped(plan["reason"], phone_reason_code)
         self._skip_malformed(plan, sheet.attrs.get(contacts.PROBLEMS) or {})
         self._skip_suppressed_and_duplicates(plan, first_seen)
+        self.scheduler.apply(plan, sheet)
         self._render(plan, sheet)
         self._count(plan)
         self._apply_limits(plan)
@@ -196,12 +222,14 @@ class Planner:
         empty = pc.fill_null(pc.equal(pa.array(plan["text"].array), ""), False)
         _skip(plan, empty.to_numpy(zero_copy_only=False), "empty_text",
               "the template renders an empty text here")
+        if self.campaign.send.opt_out:
+            plan["text"] = plan["text"] + OPT_OUT_SEPARATOR + self.campaign.send.opt_out
 
     def _count(self, plan: pd.DataFrame) -> None:
         has_text = plan["text"].notna().to_numpy()
         for column in ("encoding", "ucs2_chars"):
             plan[column] = _missing_strings(plan.index)
-        for column in ("segments", "characters", "smart_saved"):
+        for column in ("segments", "characters", "smart_saved", "opt_out_segments"):
             plan[column] = _missing_ints(plan.index)
         if not has_text.any():
             return
@@ -214,9 +242,16 @@ class Planner:
         counted = segment_columns.count_column(texts)
         if self.campaign.send.encoding == "smart":
             counted["smart_saved"] = before - counted["segments"]
+        if self.campaign.send.opt_out:
+            counted["opt_out_segments"] = counted["segments"] - segment_columns.count_column(
+                texts.str.slice(0, -self._opt_out_length))["segments"]
         for column in counted.columns:
             values = counted[column].astype(plan[column].dtype)
             plan[column] = values if has_text.all() else values.where(has_text)
+
+    @property
+    def _opt_out_length(self) -> int:
+        return len(OPT_OUT_SEPARATOR) + len(self.campaign.send.opt_out or "")
 
     def _apply_limits(self, plan: pd.DataFrame) -> None:
         ok = plan["reason_code"].isna()

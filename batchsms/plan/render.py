@@ -6,6 +6,16 @@ campaign error; an empty cell is *missing* for that row, so using it skips the r
 (``| default("...")`` or ``is defined`` make a variable optional). Every column is also
 reachable as ``contact["Column name"]``, for headers that are not identifiers.
 
+A template can only read values: ``<< >>`` prints one value (a cell, a number), never a
+row or another object (``<< contact >>`` is an error, not the row as a dict); it cannot
+include, import or extend other files; and what it may cost is bounded (see
+``batchsms.limits``): no operation may build a string, list or number far beyond any
+text's size (``'a' * 10**10``, ``7 ** 7 ** 10``, ``center(10**9)`` are refused, and none
+is folded when the template compiles), one row's render stops after
+``MAX_RENDER_SECONDS`` (loops, recursion), and a text stops at ``MAX_TEXT_CHARS``. A
+template that fails for every row of the sheet is a campaign error, not a run in which
+every row is skipped.
+
 Templates that only substitute variables are rendered column-wise (string
 concatenation over whole columns); any other template is rendered row by row by Jinja.
 Either way the text is byte for byte what Jinja produces.
@@ -14,31 +24,26 @@ Either way the text is byte for byte what Jinja produces.
 from __future__ import annotations
 
 import difflib
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
+from batchsms import limits
 from batchsms.errors import CampaignError, located
+from batchsms.plan.sandbox import ENV, Budget, Row, Timeout, alarm
 
+_ENV = ENV  # the name tests and older callers use
 CONTACT = "contact"
-
-_ENV = SandboxedEnvironment(
-    block_start_string="<%",
-    block_end_string="%>",
-    variable_start_string="<<",
-    variable_end_string=">>",
-    comment_start_string="<#",
-    comment_end_string="#>",
-    undefined=StrictUndefined,
-    autoescape=False,
-)
+_TEMPLATE_FILE = "<template>"
 
 
 @dataclass(frozen=True)
@@ -73,26 +78,47 @@ class Template:
 
 def compile_template(source: str, origin: str) -> Template:
     """Parse ``source``; syntax errors become a CampaignError naming ``origin`` and the line."""
+    if len(source) > limits.TEMPLATE_BYTES.int_value():
+        raise CampaignError(located(origin, None, "the template is longer than "
+                                    f"{limits.TEMPLATE_BYTES.int_value():,} characters",
+                                    limits.TEMPLATE_BYTES.fix))
     try:
         tree = _ENV.parse(source)
+        _refuse_other_files(tree, origin)
         _ENV.from_string(tree)
     except TemplateSyntaxError as exc:
         raise CampaignError(located(origin, f"line {exc.lineno}", f"template syntax error: "
                                     f"{exc.message}", "Variables are written << name >>, "
                                     "statements <% if x %>...<% endif %>")) from None
+    except (RecursionError, MemoryError):
+        raise CampaignError(located(origin, None, "the template is nested too deeply to read",
+                                    "Simplify it")) from None
+    except TemplateError as exc:
+        raise CampaignError(located(origin, None, f"template error: {exc}")) from None
     names = meta.find_undeclared_variables(tree) - {CONTACT}
     keys = {node.arg.value for node in tree.find_all(nodes.Getitem)
             if _is_contact_item(node)}
-    return Template(origin, source, frozenset(names | keys), _substitution_parts(tree))
+    return Template(origin, source, frozenset(names | keys), _substitution_parts(tree, names))
+
+
+def _refuse_other_files(tree: nodes.Template, origin: str) -> None:
+    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        raise CampaignError(located(origin, f"line {node.lineno}", "a template cannot include, "
+                                    "import or extend other files", "Put the whole message "
+                                    "in this one template"))
 
 
 def load_template(path: Path | None, text: str | None, campaign: Path | None) -> Template:
     """The campaign's template from ``template.path`` or ``template.text``."""
+    from batchsms.plan.campaign import read_small_file
+
     if path is not None:
         try:
-            return compile_template(path.read_text(encoding="utf-8-sig"), str(path))
+            data = read_small_file(path, limits.TEMPLATE_BYTES, "the template")
+            return compile_template(data.decode("utf-8-sig"), str(path))
         except (OSError, UnicodeDecodeError) as exc:
-            raise CampaignError(located(path, None, f"cannot read the template: {exc}",
+            reason = getattr(exc, "strerror", None) or "it is not UTF-8 text"
+            raise CampaignError(located(path, None, f"cannot read the template: {reason}",
                                         "Save it as UTF-8 text")) from None
     assert text is not None
     return compile_template(text, f"{campaign}: template.text")
@@ -103,8 +129,11 @@ def _is_contact_item(node: nodes.Getitem) -> bool:
             and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str))
 
 
-def _substitution_parts(tree: nodes.Template) -> tuple[Part, ...] | None:
-    """The template as literal/column parts, or None if it does more than substitute."""
+def _substitution_parts(tree: nodes.Template, names: set[str]) -> tuple[Part, ...] | None:
+    """The template as literal/column parts, or None if it does more than substitute.
+
+    ``names`` are the sheet columns it reads; any other name (``range``) is Jinja's.
+    """
     parts: list[Part] = []
     for statement in tree.body:
         if not isinstance(statement, nodes.Output):
@@ -112,7 +141,7 @@ def _substitution_parts(tree: nodes.Template) -> tuple[Part, ...] | None:
         for node in statement.nodes:
             if isinstance(node, nodes.TemplateData):
                 parts.append(Part(literal=node.data))
-            elif isinstance(node, nodes.Name) and node.name != CONTACT:
+            elif isinstance(node, nodes.Name) and node.name in names:
                 parts.append(Part(column=node.name))
             elif isinstance(node, nodes.Getitem) and _is_contact_item(node):
                 parts.append(Part(column=node.arg.value))  # type: ignore[attr-defined]
@@ -125,11 +154,27 @@ def render_frame(template: Template, frame: pd.DataFrame) -> tuple[pd.Series, pd
     """Render every row of ``frame``: (texts, reasons), both indexed like ``frame``.
 
     A row whose template needs an empty cell, or whose rendering fails, has NA text and a
-    reason; the others have NA reason.
+    reason; the others have NA reason. Raises CampaignError when the template fails (other
+    than for an empty cell) for every row of ``frame``: that is a broken template, not a
+    sheet of bad rows.
     """
     if template.parts is not None:
-        return _render_columns(template.parts, frame)
-    return _render_rows(template, frame)
+        texts, reasons = _render_columns(template.parts, frame)
+    else:
+        texts, reasons = _render_rows(template, frame)
+    _refuse_if_every_row_fails(template, reasons)
+    return texts, reasons
+
+
+def _refuse_if_every_row_fails(template: Template, reasons: pd.Series) -> None:
+    if not len(reasons) or reasons.isna().any():
+        return
+    failed = ~reasons.str.startswith("empty cell")
+    if failed.all():
+        first = reasons.index[0]
+        raise CampaignError(located(template.origin, None, f"the template fails for every row "
+                                    f"(row {first}: {reasons.iloc[0]})", "Fix the template; "
+                                    "batchsms preview shows what it renders"))
 
 
 def _render_columns(parts: tuple[Part, ...], frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -144,8 +189,18 @@ def _render_columns(parts: tuple[Part, ...], frame: pd.DataFrame) -> tuple[pd.Se
               else pc.cast(pa.array(frame[p.column]), pa.large_string()) for p in parts]
     joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
     text = pd.Series(pd.array(joined, dtype="string"), index=frame.index)
+    most = limits.TEXT_CHARS.int_value()
+    long = pc.fill_null(pc.greater(pc.utf8_length(joined), most), False).to_numpy(
+        zero_copy_only=False) & reasons.isna().to_numpy()
+    if long.any():
+        reasons[long] = _too_long_reason(most)
     text[reasons.notna()] = pd.NA
     return text, reasons
+
+
+def _too_long_reason(most: int) -> str:
+    return (f"template error: the text is longer than {most:,} characters "
+            f"({limits.TEXT_CHARS.variable} is the limit)")
 
 
 def _render_rows(template: Template, frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -153,24 +208,79 @@ def _render_rows(template: Template, frame: pd.DataFrame) -> tuple[pd.Series, pd
     columns = [c for c in frame.columns if isinstance(c, str)]
     texts: list[str | None] = []
     reasons: list[str | None] = []
-    for values in frame[columns].itertuples(index=False, name=None):
-        context = {c: v for c, v in zip(columns, values, strict=True) if not pd.isna(v)}
-        text, reason = _render_one(compiled, context)
-        texts.append(text)
-        reasons.append(reason)
+    budget = Budget(limits.TEXT_CHARS.int_value(), limits.RENDER_SECONDS.value())
+    with alarm(budget):
+        rows = frame[columns].itertuples(index=False, name=None)
+        for row, values in zip(frame.index, rows, strict=True):
+            context = {c: v for c, v in zip(columns, values, strict=True) if not pd.isna(v)}
+            try:
+                text, reason = _render_one(compiled, context, budget)
+            except (Timeout, MemoryError) as exc:
+                raise _runaway(template, row, exc, budget) from None
+            texts.append(text)
+            reasons.append(reason)
     return (pd.Series(texts, index=frame.index, dtype="string"),
             pd.Series(reasons, index=frame.index, dtype="string"))
 
 
-def _render_one(compiled: object, context: dict[str, str]) -> tuple[str | None, str | None]:
+def _render_one(compiled: Any, context: dict[str, str],
+                budget: Budget) -> tuple[str | None, str | None]:
     try:
-        return compiled.render({**context, CONTACT: context}), None  # type: ignore[attr-defined]
+        if budget.timed:
+            budget.armed = True
+            signal.setitimer(signal.ITIMER_REAL, budget.seconds)
+        return _generate(compiled, {**context, CONTACT: Row(context)}, budget.chars), None
     except UndefinedError as exc:
         return None, _undefined_reason(str(exc.message))
     except SecurityError as exc:
-        return None, f"template not allowed: {exc}"
-    except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
-        return None, f"template error: {exc}"
+        return None, f"template not allowed{_line(exc)}: {exc}"
+    except RecursionError as exc:
+        return None, f"template error{_line(exc)}: it calls itself too deeply"
+    except _TooLong:
+        return None, _too_long_reason(budget.chars)
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        return None, f"template error{_line(exc)}: {exc}"
+    finally:
+        if budget.timed:
+            budget.armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _runaway(template: Template, row: object, exc: BaseException,
+             budget: Budget) -> CampaignError:
+    """A render that loops or eats memory is the template's fault, whatever the row."""
+    line = _line(exc).removeprefix(" at ") or None
+    what = (f"rendering row {row} took more than {budget.seconds:g} s"
+            if isinstance(exc, Timeout) else f"rendering row {row} needed too much memory")
+    return CampaignError(located(template.origin, line, f"{what}: the template may loop or "
+                                 "recurse without end", "Fix the loop; "
+                                 f"{limits.RENDER_SECONDS.variable} raises the time limit"))
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _generate(compiled: Any, context: dict[str, Any], most: int) -> str:
+    pieces: list[str] = []
+    size = 0
+    for piece in compiled.generate(context):
+        size += len(piece)
+        if size > most:
+            raise _TooLong
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+def _line(exc: BaseException) -> str:
+    """" at line N" for the innermost template line in ``exc``'s traceback, if any."""
+    line = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _TEMPLATE_FILE:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" at line {line}" if line else ""
 
 
 def _undefined_reason(message: str) -> str:

@@ -11,6 +11,11 @@ import pandas as pd
 
 from batchsms.plan.planner import OK
 from batchsms.plan.pricing import PriceTable
+from batchsms.plan.schedule import iso
+from batchsms.plan.zones import SEPARATOR
+
+HOUR = 3600
+NEVER = ("no_window", "too_late", "no_timezone")  # skipped: their window never opens
 
 EXAMPLES_PER_REASON = 3
 TOP_ROWS = 5
@@ -29,6 +34,49 @@ class Group:
 
 
 @dataclass
+class WindowTotals:
+    """Who can be reached at once, who later (and when), for ``by_window``."""
+
+    now: int = 0
+    later: int = 0
+    several_zones: int = 0  # sendable rows whose number has several zones
+    earliest: float | None = None  # of the later openings
+    latest: float | None = None
+    by_hour: Counter[int] = field(default_factory=Counter)  # hour (epoch s) → openings
+    zones: Counter[str] = field(default_factory=Counter)
+
+    def add(self, ok: pd.DataFrame, now: float | None) -> None:
+        """``ok``: the sendable rows' ``window_opens`` and ``timezone``."""
+        opens = ok["window_opens"].to_numpy(dtype="float64")
+        later = opens[opens > now] if now is not None else opens[:0]
+        self.later += len(later)
+        self.now += len(ok) - len(later)
+        for zones, n in ok["timezone"].value_counts().items():  # few distinct values
+            if SEPARATOR in str(zones):
+                self.several_zones += int(n)
+            else:
+                self.zones[str(zones)] += int(n)
+        if len(later):
+            self.earliest = min(self.earliest or later.min(), float(later.min()))
+            self.latest = max(self.latest or later.max(), float(later.max()))
+            hours = (later // HOUR * HOUR).astype("int64")
+            self.by_hour.update(pd.Series(hours).value_counts().to_dict())
+
+    @property
+    def display_zone(self) -> str | None:
+        """The most common zone among the recipients: the second clock of the chart."""
+        return self.zones.most_common(1)[0][0] if self.zones else None
+
+    def to_dict(self, skipped: Counter[str]) -> dict[str, Any]:
+        return {"now": self.now, "later": self.later,
+                "never": sum(skipped.get(code, 0) for code in NEVER),
+                "earliest": iso(self.earliest) if self.earliest is not None else None,
+                "latest": iso(self.latest) if self.latest is not None else None,
+                "several_zones": self.several_zones, "display_zone": self.display_zone,
+                "by_hour": {iso(h): n for h, n in sorted(self.by_hour.items())}}
+
+
+@dataclass
 class Totals:
     """Totals over every chunk of a plan, added with :meth:`add`."""
 
@@ -44,6 +92,10 @@ class Totals:
     by_encoding: dict[str, Group] = field(default_factory=lambda: defaultdict(Group))
     by_segments: Counter[int] = field(default_factory=Counter)
     top: pd.DataFrame | None = None
+    now: float | None = None  # the plan's instant: who can be reached at once
+    window: WindowTotals = field(default_factory=WindowTotals)
+    opt_out_segments: int = 0
+    opt_out_cost: int = 0  # in price units
 
     def add(self, plan: pd.DataFrame) -> None:
         # Column arithmetic on numpy arrays: filtering the whole plan frame (a take of every
@@ -62,6 +114,12 @@ class Totals:
         self.by_segments.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         self._add_skipped(plan, ~ok)
         self._add_top(plan, np.flatnonzero(ok), segments, cost)
+        self.window.add(plan.loc[ok, ["window_opens", "timezone"]], self.now)
+        added = _ints(plan["opt_out_segments"])[ok]
+        self.opt_out_segments += int(added.sum())
+        if added.any():
+            units = self.prices.unit_prices(plan["country"][ok])
+            self.opt_out_cost += int((added * units).sum())
 
     def _add_skipped(self, plan: pd.DataFrame, skipped: np.ndarray) -> None:
         if not skipped.any():
@@ -128,6 +186,8 @@ class Totals:
             "smart_encoding_saved_segments": self.smart_saved,
             "skipped_examples": {k: v for k, v in self.examples.items() if v},
             "most_expensive": self.top_rows(),
+            "by_window": self.window.to_dict(self.skipped_by_reason),
+            "opt_out": {"segments": self.opt_out_segments, "cost": money(self.opt_out_cost)},
         }
 
 

@@ -44,9 +44,35 @@ def environment(config: ProviderConfig, environ: Mapping[str, str] | None = None
     return found
 
 
+_PATH_OR_JSON = {"VOXIMPLANT_CREDENTIALS"}  # a file path, or the file's JSON inline
+
+
+def _path_or_json(value: str) -> bool:
+    """Whether ``value`` is JSON, or could be a path; a pasted private key is neither, and
+    must never be echoed back as a "file name" in an error."""
+    text = value.strip()
+    if text.startswith("{"):
+        return True
+    if Path(text).expanduser().is_file():
+        return True
+    return len(text) <= 1024 and not any(c.isspace() for c in text) and \
+        ("/" in text or "\\" in text or text.lower().endswith(".json"))
+
+
 def require(env: Mapping[str, str], name: str, config: ProviderConfig) -> str:
     """The secret ``name`` from ``env``, or a CampaignError naming the variable to set."""
     value = env.get(name)
+    if value and name not in _PATH_OR_JSON and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        variable = config.env.get(name, name)
+        raise CampaignError(
+            f"{variable} holds a line break or another control character (the value is not "
+            f"shown: it is a secret). Set {variable} again, without it")
+    if value and name in _PATH_OR_JSON and not _path_or_json(value):
+        variable = config.env.get(name, name)
+        raise CampaignError(
+            f"{variable} holds text that is not a path or JSON (it is not shown here: it may "
+            f"be a secret). Set {variable} to the path of the credentials JSON file, or to its "
+            "JSON text")
     if value:
         return value
     variable = config.env.get(name, name)

@@ -55,14 +55,24 @@ class Pace:
         self._times: deque[float] = deque()
 
     async def wait(self) -> None:
-        while True:
-            now = self.clock()
-            while self._times and self._times[0] <= now - self.per:
-                self._times.popleft()
-            if len(self._times) < self.count:
-                self._times.append(now)
-                return
-            await self.sleep(self._times[0] + self.per - now)
+        """Take a place, waiting as long as it takes (``track``)."""
+        while (wait := self._take()) > 0:
+            await self.sleep(wait)
+
+    def try_take(self) -> bool:
+        """Take a place if one is free now, without waiting (a send's own lookups, which
+        have a deadline of their own)."""
+        return self._take() <= 0
+
+    def _take(self) -> float:
+        """0 after taking a place; else the seconds until one frees."""
+        now = self.clock()
+        while self._times and self._times[0] <= now - self.per:
+            self._times.popleft()
+        if len(self._times) < self.count:
+            self._times.append(now)
+            return 0.0
+        return max(self._times[0] + self.per - now, 1e-3)
 
 
 def only_match(candidates: Sequence[T], has_text: bool) -> tuple[T | None, str | None]:
@@ -137,7 +147,7 @@ def json_object(content: bytes) -> dict[str, Any] | None:
     """``content`` as a JSON object (fractions as exact Decimals), or None when it is not one."""
     try:
         value = json.loads(content, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an answer nested thousands deep
         return None
     return value if isinstance(value, dict) else None
 

@@ -1,9 +1,17 @@
-"""Files written for people: the dry run's per-row CSV.
+"""Files written for people: the dry run's per-row CSV, and the rules that make any value
+from a sheet or a provider safe in a CSV or XLSX file.
 
-Cells that come from contact data are neutralised against spreadsheet formula
-injection: one that starts with ``= + - @``, a tab or a carriage return gets a leading
-apostrophe, so Excel shows it as text instead of running it, unless it is only a
-number as people write them (``+45 20 12 34 56``, ``-12.5``), which cannot run anything.
+Such a value is neutralised against spreadsheet formula injection: one that starts with
+``= + - @``, a tab or a carriage return gets a leading apostrophe, so a spreadsheet shows it
+as text instead of running it. Phone numbers as people write them are no exception: Excel
+evaluates ``+45-20-12-34-56`` (to -77) and ``+45 20 12 34 56`` too. Only a plain number
+such as ``-12.5`` or ``+4520123456`` is left alone: it cannot run anything. batchsms reads
+such a cell back without the apostrophe (see ``contacts``), so a ``retry.csv`` is still a
+contact sheet.
+
+A value bound for an XLSX cell (or a terminal) also has its control characters escaped:
+``U+001B`` is written as the text ``<U+001B>``; openpyxl refuses most of them, and a
+terminal would act on them.
 """
 
 from __future__ import annotations
@@ -14,23 +22,33 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from batchsms.plan.pricing import PriceTable
+from batchsms.report.escape import escape_controls
 
 DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
-                   "encoding", "segments", "characters", "cost", "ucs2_chars", "text"]
+                   "encoding", "segments", "characters", "cost", "ucs2_chars", "timezone",
+                   "window_opens", "text"]
 _INT_COLUMNS = {"row", "segments", "characters", "smart_saved"}
 _FORMULA_START = r"^[=+\-@\t\r]"
+_PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"  # "+4520123456", "-12.5": nothing to run
 _NUMBER_LIKE = r"^[0-9 +\-().]*$"
+# C0 controls but tab and newline, DEL, C1 controls (CSI), and bidirectional overrides
 NEUTRALISED = ("phone", "reason", "text")
 
 
 def neutralise_text(value: str) -> str:
-    """:func:`neutralise` for one Python string (cell by cell writers)."""
+    """One value for an XLSX text cell (cell by cell writers): control characters escaped
+    (:func:`escape_controls`; openpyxl refuses them), and a leading apostrophe for a value a
+    spreadsheet would run. A phone number as people write it keeps no apostrophe here: a
+    text cell is never evaluated, and openpyxl stores only a leading ``=`` as a formula.
+    For CSV columns use :func:`neutralise`, which also covers phone-like values."""
+    value = escape_controls(value)
     if re.match(_FORMULA_START, value) and not re.match(_NUMBER_LIKE, value):
         return "'" + value
     return value
@@ -42,8 +60,21 @@ def neutralise(column: pa.Array) -> pa.Array:
     if not pc.any(starts).as_py():
         return column
     risky = pc.and_(starts, pc.invert(pc.fill_null(
-        pc.match_substring_regex(column, _NUMBER_LIKE), False)))
+        pc.match_substring_regex(column, _PLAIN_NUMBER), False)))
     return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+
+
+def _iso_utc(seconds: pd.Series) -> pd.Series:
+    """Epoch seconds as ISO 8601 UTC text (``2026-12-01T08:00:00Z``); NaN stays empty.
+
+    Formatted once per distinct instant (most rows share "now"), with numpy.
+    """
+    codes, distinct = pd.factorize(seconds)
+    whole = np.floor(np.asarray(distinct, dtype=np.float64)).astype(np.int64)
+    texts = np.char.add(np.datetime_as_string(whole.astype("datetime64[s]"), unit="s"),
+                        "Z").astype(object)
+    found = texts[np.maximum(codes, 0)] if len(texts) else np.full(len(codes), None)
+    return pd.Series(np.where(codes >= 0, found, None), index=seconds.index, dtype="string")
 
 
 class DryRunCsv:
@@ -73,6 +104,7 @@ class DryRunCsv:
         frame = plan.reset_index()
         frame["cost"] = self.prices.format_column(frame["cost"].fillna(0))
         frame.loc[plan["cost"].isna().to_numpy(), "cost"] = pd.NA
+        frame["window_opens"] = _iso_utc(frame["window_opens"])
         table = pa.Table.from_pandas(frame[self.columns], schema=self.schema, preserve_index=False)
         self._wait()
         self._pending = self._thread.submit(self._write, table)

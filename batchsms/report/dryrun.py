@@ -20,14 +20,16 @@ class DryRun:
 
 
 def dry_run(campaign_path: str | Path, reports: Path | None = None,
-            chunk_rows: int = 250_000, *, write: bool = True) -> DryRun:
+            chunk_rows: int = 250_000, *, write: bool = True,
+            now: float | None = None) -> DryRun:
     """Plan the campaign and total it; write ``<reports>/<name>/dry-run.csv`` and
     ``report.html`` unless ``write`` is false (``reports`` overrides the campaign's
-    ``reports:`` folder). Raises CampaignError when the campaign
+    ``reports:`` folder). ``now`` (epoch seconds, default the clock) is the instant
+    windows are predicted from. Raises CampaignError when the campaign
     cannot be used."""
     campaign = load_campaign(campaign_path)
-    planner = Planner(campaign, chunk_rows=chunk_rows)
-    totals = Totals(planner.prices)
+    planner = Planner(campaign, chunk_rows=chunk_rows, now=now)
+    totals = Totals(planner.prices, now=planner.now)
     if not write:
         for chunk in planner.chunks():
             totals.add(chunk.plan)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.planner import REASON_TITLES
@@ -48,7 +49,8 @@ def write_report(path: Path, campaign: Campaign, totals: Totals,
 def render(campaign: Campaign, totals: Totals, sent: SendView | None, now: datetime) -> str:
     money = totals.prices.format
     cur = totals.prices.currency
-    sections = [_cards(campaign, totals, sent), _dry_run_charts(totals, money, cur)]
+    sections = [_cards(campaign, totals, sent), _window_section(campaign, totals),
+                _dry_run_charts(totals, money, cur)]
     if sent is not None:
         sections.append(_send_section(sent))
     sections.append(_expensive_table(totals, cur))
@@ -98,6 +100,32 @@ def _dry_run_charts(totals: Totals, money: Any, cur: str) -> str:
                 totals.skipped_by_reason.most_common()], "skipped-by-reason"),
     ]
     return f"<section class=\"charts\">{''.join(charts)}</section>" + _skipped_examples(totals)
+
+
+def _window_section(campaign: Campaign, totals: Totals, hours: int = 48) -> str:
+    """Quiet hours: who can be reached now, and when the others' windows open, by hour."""
+    send = campaign.send
+    if not (send.window or send.not_before or campaign.contacts.send_at_column):
+        return ""
+    w = totals.window
+    never = w.to_dict(totals.skipped_by_reason)["never"]
+    cards = "".join(f"<div class=\"card\"><span>{_e(k)}</span><strong>{v:,}</strong></div>"
+                    for k, v in (("Reachable now", w.now), ("Later", w.later),
+                                 ("Never (skipped)", never)))
+    local = ZoneInfo(w.display_zone) if w.display_zone else None
+    items = []
+    for hour, n in sorted(w.by_hour.items())[:hours]:
+        at = datetime.fromtimestamp(hour, UTC)
+        there = f" · {at.astimezone(local):%a %H:%M}" if local else ""
+        items.append((f"{at:%a %d %b %H:%M}{there}", n, f"{n:,}"))
+    zone = f" · {w.display_zone}" if w.display_zone else ""
+    chart = _chart(f"When the others' windows open, by hour (UTC{zone})", items, "by-window")
+    note = (f"<p>{w.several_zones:,} numbers have several time zones: the window must hold in "
+            "every one of them.</p>" if w.several_zones else "")
+    return (f"<h2>Quiet hours: each recipient in their own time zone</h2>"
+            f"<section class=\"cards\">{cards}</section>{note}"
+            f"<section class=\"charts\" style=\"grid-template-columns:minmax(420px,720px)\">"
+            f"{chart}</section>")
 
 
 def _send_section(sent: SendView) -> str:

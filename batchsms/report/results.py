@@ -405,7 +405,8 @@ class _XlsxOut:
 
         try:
             self.book.close()
-        except FileCreateError as error:  # xlsxwriter's wrapper of the OSError
+        except (FileCreateError, OSError) as error:  # FileCreateError wraps the OSError
+            self._discard()
             raise OSError(str(error)) from None
         if kind is None and self.complete:
             self.partial.replace(self.path)
@@ -413,6 +414,17 @@ class _XlsxOut:
             self.partial.unlink(missing_ok=True)
             if kind is None:
                 self.path.unlink(missing_ok=True)  # an old, smaller one would mislead
+
+
+    def _discard(self) -> None:
+        """After a failed close (disk full): xlsxwriter leaves each sheet's row file open
+        in the temp folder, and a partial file in ours."""
+        for sheet in self.book.worksheets():
+            handle = getattr(sheet, "row_data_fh", None)
+            if handle is not None and not handle.closed:
+                handle.close()
+                Path(sheet.row_data_filename).unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
 
 
 def _atomic_text(path: Path, text: str) -> None:

@@ -153,10 +153,15 @@ class Journal:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(path, isolation_level=None, timeout=30,
                                      check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a 'sending' mark must survive a power cut
             journal = cls(db, path)
-            journal._prepare_schema(readonly, prices)
+            try:
+                if not readonly:
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")  # a 'sending' mark must survive a power cut
+                journal._prepare_schema(readonly, prices)
+            except BaseException:
+                db.close()  # a journal refused (damaged, newer, older read-only) stays closed
+                raise
             return journal
 
     def _prepare_schema(self, readonly: bool, prices: PriceTable | None) -> None:
@@ -215,15 +220,19 @@ class Journal:
         """Whether a send planned this campaign (a journal of test sends only has no plan)."""
         return bool(self.get("fingerprints"))
 
-    def claim(self, campaign: str) -> None:
-        """Refuse a journal that belongs to another campaign; stamp a new one with ours."""
-        owner = self.get("campaign")
+    def check_campaign(self, campaign: str) -> str | None:
+        """Refuse a journal that belongs to another campaign; returns its campaign."""
+        owner: str | None = self.get("campaign")
         if owner is not None and owner != campaign:
             raise JournalError(
                 f"{self.path}: this journal belongs to campaign {owner!r}, not {campaign!r}. "
                 "A journal is never shared between campaigns: move it back to its own "
                 f"report folder, or give campaign {campaign!r} its own --reports folder")
-        if owner is None:
+        return owner
+
+    def claim(self, campaign: str) -> None:
+        """Refuse a journal that belongs to another campaign; stamp a new one with ours."""
+        if self.check_campaign(campaign) is None:
             with self.transaction():
                 self.put("campaign", campaign)
 

@@ -13,6 +13,8 @@ only so that a refused run can say who holds it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
@@ -53,19 +55,31 @@ class CampaignLock:
         self._file: IO[bytes] | None = None
 
     def acquire(self) -> None:
-        """Take the lock at once or raise CampaignBusy naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+        """Take the lock at once or raise CampaignBusy naming the holder.
+
+        A folder that cannot be written (read-only, disk full) is a BatchsmsError that
+        says so: nothing was sent.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+        except OSError as error:
+            raise BatchsmsError(_unwritable(self.path.parent, error)) from None
         if not _try_lock(handle):
             handle.close()
             raise CampaignBusy(self._busy_message())
         self._file = handle
         owner = Owner(os.getpid(), socket.gethostname(), time.time(), self.command)
-        _write_atomic(self.owner_path, json.dumps(owner.__dict__))
+        try:
+            _write_atomic(self.owner_path, json.dumps(owner.__dict__))
+        except OSError as error:
+            self.release()
+            raise BatchsmsError(_unwritable(self.path.parent, error)) from None
 
     def release(self) -> None:
         if self._file is not None:
-            self.owner_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder gone read-only: the record is stale
+                self.owner_path.unlink(missing_ok=True)
             _unlock(self._file)
             self._file.close()
             self._file = None
@@ -85,22 +99,57 @@ class CampaignLock:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def _live_holder(self, patience: float = 1.0) -> Owner | None:
+        """The holder's record, waiting up to ``patience`` seconds for it: the holder
+        writes it just after taking the lock, and a record left by a killed run (its PID
+        gone on this host) names nobody."""
+        deadline = time.monotonic() + patience
+        while True:
+            owner = self.holder()
+            if owner is not None and _alive(owner):
+                return owner
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+
     def is_held(self) -> bool:
         """Whether another process holds the lock right now (for ``status``)."""
         if not self.path.exists():
             return False
-        with open(self.path, "a+b") as handle:
+        with open(self.path, "rb") as handle:  # read-only: status never needs write access
             if _try_lock(handle):
                 _unlock(handle)
                 return False
         return True
 
     def _busy_message(self) -> str:
-        owner = self.holder()
+        owner = self._live_holder()
         who = owner.describe() if owner else "another process"
         return (f"{self.path.parent}: this campaign is being sent right now by {who}. "
                 "Only one run may send a campaign at a time: wait for it to finish (batchsms "
                 "status shows its progress), or stop it with Ctrl-C; then run again to resume")
+
+
+def _unwritable(folder: Path, error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        why = (f"the disk is full. Free some space on the disk that holds {folder}, then run "
+               "again")
+    else:
+        why = (f"{error.strerror or error}. Make the folder writable, or choose another "
+               "--reports folder, then run again")
+    return f"{folder}: cannot write the campaign's lock file: {why}. Nothing was sent"
+
+
+def _alive(owner: Owner) -> bool:
+    if owner.host != socket.gethostname() or sys.platform == "win32":
+        return True  # cannot tell from here (on Windows, os.kill would end the process)
+    try:
+        os.kill(owner.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True
 
 
 def _write_atomic(path: Path, text: str) -> None:

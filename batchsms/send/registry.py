@@ -61,11 +61,14 @@ class Registry:
     @classmethod
     def open(cls, folder: Path | None = None) -> Registry:
         folder = folder or state_dir()
+        db: sqlite3.Connection | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(folder / "journals.sqlite", isolation_level=None, timeout=10)
             db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as error:
+            if db is not None:
+                db.close()
             raise BatchsmsError(
                 f"{folder}: cannot use batchsms's registry of journals ({error}). Make the "
                 "folder writable, or set BATCHSMS_STATE_DIR to a writable folder") from None

@@ -70,6 +70,7 @@ class Stats:
     failed: int = 0
     unknown: int = 0
     requests: int = 0
+    waiting: int = 0  # left pending: their window was shut when their turn came
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -92,7 +93,9 @@ class Runner:
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  on_progress: Callable[[Stats, bool], None] | None = None,
-                 progress_every: float = 0.5) -> None:
+                 progress_every: float = 0.5,
+                 admit: Callable[[list[Recipient], float], list[Recipient]] | None = None
+                 ) -> None:
         self.journal = journal
         self.provider = provider
         self.settings = settings
@@ -100,6 +103,7 @@ class Runner:
         self.sleep = sleep
         self.on_progress = on_progress
         self.progress_every = progress_every
+        self.admit = admit  # the recipients that may be sent to now (quiet hours)
         self.limiter = SlidingWindow(settings.rate, sleep=sleep)
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.stats = Stats()
@@ -215,12 +219,21 @@ class Runner:
             if not page:
                 return
             last_row = page[-1].row
+            page = self._admitted(page)
             for start in range(0, len(page), size):
                 await chunk_slots.acquire()
                 if self.halted:
                     chunk_slots.release()
                     return
                 self._spawn(self._chunk(page[start:start + size]), chunk_slots.release)
+
+    def _admitted(self, recipients: list[Recipient]) -> list[Recipient]:
+        """Those whose window is open now; the others stay pending, as waiting."""
+        if self.admit is None:
+            return recipients
+        admitted = self.admit(recipients, self.clock())
+        self.stats.waiting += len(recipients) - len(admitted)
+        return admitted
 
     def _chunks_in_flight(self) -> int:
         """Enough chunks to keep ``concurrency`` requests busy, and one more ready."""
@@ -267,7 +280,8 @@ class Runner:
         throttles = 0
         while batch and not self.halted:
             async with self._turn(self._halt) as turn:
-                if not turn or self.halted:
+                batch = self._admitted(batch)  # the window gate, just before the request
+                if not turn or self.halted or not batch:
                     return
                 started = self.clock()
                 await self.writer.commit([Change(r, SENDING, started) for r in batch])

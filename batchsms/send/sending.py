@@ -7,11 +7,13 @@ journal says is left; ``campaign_status`` reads the journal.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,17 +22,28 @@ from batchsms.plan.campaign import Campaign, load_campaign, report_dir
 from batchsms.plan.phones import normalize_one
 from batchsms.plan.planner import Planner
 from batchsms.plan.pricing import PriceTable
+from batchsms.plan.schedule import Gate, Waiting
 from batchsms.plan.totals import Totals
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
 from batchsms.providers.credentials import environment, require
 from batchsms.send.accounts import Account, account_for, parse_key, sandbox_account
-from batchsms.send.journal import FAILED, MESSAGED, PENDING, SENDING, SENT, UNKNOWN, Journal
+from batchsms.send.journal import (
+    FAILED,
+    MESSAGED,
+    PENDING,
+    SENDING,
+    SENT,
+    UNKNOWN,
+    Journal,
+    JournalError,
+)
 from batchsms.send.lock import CampaignLock, Owner
 from batchsms.send.registry import Entry, Registry, SecondJournal
 from batchsms.send.runner import Runner, RunResult, SendSettings, Stats
 
 JOURNAL = "journal.sqlite"
+NAP_STEP = 1.0  # seconds: how soon a --wait pause notices Ctrl-C
 
 
 class BudgetExceeded(BatchsmsError):
@@ -57,6 +70,11 @@ class PreparedSend:
     account: Account | None = None
     rehearsed: int = 0  # earlier sends that went to a rehearsal account (they do not count)
     lock: CampaignLock | None = None
+    gate: Gate | None = None  # the window rule, when anything can hold a message back
+
+    def waiting(self, now: float) -> Waiting | None:
+        """The pending recipients whose window is shut at ``now`` (None: no window rule)."""
+        return _waiting(self.gate, self.journal, now)
 
     @property
     def folder(self) -> Path:
@@ -119,7 +137,8 @@ def account_of(campaign: Campaign, environ: Mapping[str, str] | None = None) -> 
 def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
                  accept_changes: bool = False, resend_unknown: bool = False,
                  message_again: bool = False, same_account: bool = False,
-                 environ: Mapping[str, str] | None = None) -> PreparedSend:
+                 environ: Mapping[str, str] | None = None,
+                 now: float | None = None) -> PreparedSend:
     """Plan the campaign and bring its journal up to date; nothing is sent yet.
 
     Takes the campaign's lock (released by :meth:`PreparedSend.close`). Raises
@@ -129,10 +148,11 @@ def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
     another real account (unless ``same_account``), BudgetExceeded when the estimate is
     over ``send.budget``, ChangedInputs when files changed since the first send and
     ``accept_changes`` is not given, JournalError when the journal cannot be used.
+    ``now`` is the instant windows are judged from (default: the clock).
     """
     campaign = load_campaign(campaign_path)
     account = account_of(campaign, environ)
-    planner = Planner(campaign)
+    planner = Planner(campaign, now=now)
     prints = fingerprints(campaign)
     path = report_dir(campaign, reports) / JOURNAL
     lock = CampaignLock(path, _command())
@@ -143,8 +163,9 @@ def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
         lock.release()
         raise
     created = journal.is_new
-    prepared = PreparedSend(campaign, planner, Totals(planner.prices), journal, created, [], 0,
-                            account, 0, lock)
+    prepared = PreparedSend(campaign, planner, Totals(planner.prices, now=planner.now), journal,
+                            created, [], 0, account, 0, lock,
+                            planner.scheduler.gate() if planner.scheduler.active else None)
     try:
         journal.claim(campaign.name)
         _claim_registry(campaign, account, path, message_again)
@@ -158,7 +179,7 @@ def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
                 "others. (A new campaign name would start a new journal and message everyone "
                 "again, including those already messaged.)")
         _plan_into(prepared, prints)
-        _check_budget(campaign, prepared.totals)
+        _check_budget(campaign, prepared.totals, journal, resend_unknown)
         prepared.resent_unknown = journal.resend_unknown() if resend_unknown else 0
     except BaseException:
         prepared.discard() if created else prepared.close()
@@ -172,6 +193,8 @@ def _plan_into(prepared: PreparedSend, prints: dict[str, str]) -> None:
     with journal.transaction():
         for number, chunk in enumerate(planner.chunks()):
             prepared.totals.add(chunk.plan)
+            if prepared.gate is not None:
+                prepared.gate.add(chunk.plan)
             if prepared.created:
                 journal.add_planned(chunk.plan, planner.prices)
             elif prepared.changes:
@@ -181,6 +204,12 @@ def _plan_into(prepared: PreparedSend, prints: dict[str, str]) -> None:
         journal.put("campaign_file", str(prepared.campaign.source))
         journal.put("provider", prepared.campaign.provider.name)
         journal.put("totals", prepared.totals.to_dict())
+
+
+def _waiting(gate: Gate | None, journal: Journal, now: float) -> Waiting | None:
+    if gate is None:
+        return None
+    return gate.waiting([r.row for r in journal.in_state(PENDING)], now)
 
 
 def _claim_registry(campaign: Campaign, account: Account, path: Path, again: bool) -> None:
@@ -271,15 +300,26 @@ def _changes(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
     return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
 
 
-def _check_budget(campaign: Campaign, totals: Totals) -> None:
+def _check_budget(campaign: Campaign, totals: Totals, journal: Journal,
+                  resend_unknown: bool = False) -> None:
+    """The whole campaign's cost against ``send.budget``: what went out (or may have) at
+    the price it went out at, plus what is left at today's prices, plus unknown outcomes
+    once more when they are to be resent. (The plan's totals alone would price earlier
+    messages at today's list: a cheaper list after sending would make room for more
+    than the budget.)"""
     budget = campaign.send.budget
-    estimate = totals.prices.money(totals.cost)
-    if budget is not None and estimate > budget:
-        cur = totals.prices.currency
+    if budget is None:
+        return
+    cur = totals.prices.currency
+    spent = journal.cost(MESSAGED).get(cur, Decimal(0))
+    left = (PENDING, UNKNOWN) if resend_unknown else (PENDING,)
+    estimate = spent + journal.cost(left).get(cur, Decimal(0))
+    if estimate > budget:
+        already = f" ({cur} {spent} of it already went out)" if spent else ""
         raise BudgetExceeded(
-            f"{campaign.source}: send.budget: the estimate is {cur} {estimate}, over the budget "
-            f"of {cur} {budget} by {cur} {estimate - budget}. Raise send.budget, or remove "
-            "recipients (see the dry run's most expensive rows)")
+            f"{campaign.source}: send.budget: the estimate is {cur} {estimate}{already}, over "
+            f"the budget of {cur} {budget} by {cur} {estimate - budget}. Raise send.budget, or "
+            "remove recipients (see the dry run's most expensive rows)")
 
 
 def settings_for(campaign: Campaign) -> SendSettings:
@@ -292,26 +332,74 @@ def settings_for(campaign: Campaign) -> SendSettings:
 async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = None, *,
                   on_progress: Callable[[Stats, bool], None] | None = None,
                   on_runner: Callable[[Runner], None] | None = None,
-                  settings: SendSettings | None = None) -> RunResult:
-    """Send everything the journal has left; ``on_runner`` receives the runner (for Ctrl-C).
+                  settings: SendSettings | None = None,
+                  clock: Callable[[], float] = time.time,
+                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                  wait: bool = False,
+                  on_wait: Callable[[Waiting], None] | None = None) -> RunResult:
+    """Send everything the journal has left whose window is open; ``on_runner`` receives
+    each runner (for Ctrl-C).
 
+    Recipients whose window is shut stay pending. With ``wait``, it sleeps until the next
+    window opens (telling ``on_wait``) and sends again, until none is left or Ctrl-C.
     ``settings`` overrides what the campaign's ``send`` section says (tests, benchmarks).
     """
     journal = prepared.journal
-    run = journal.start_run(time.time(), _command())
+    run = journal.start_run(clock(), _command())
     result: RunResult | None = None
     try:
         async with connect(prepared.campaign.provider, environ) as connection:
-            runner = Runner(journal, connection.provider,
-                            settings or settings_for(prepared.campaign), on_progress=on_progress)
-            if on_runner:
-                on_runner(runner)
-            result = await runner.run()
+            total = Stats()
+            while True:
+                runner = Runner(journal, connection.provider,
+                                settings or settings_for(prepared.campaign), clock=clock,
+                                sleep=sleep, on_progress=on_progress,
+                                admit=prepared.gate.admit if prepared.gate else None)
+                if on_runner:
+                    on_runner(runner)
+                result = _added(total, await runner.run())
+                waiting = _next_window(prepared, result, clock) if wait else None
+                if waiting is None:
+                    break
+                if on_wait:
+                    on_wait(waiting)
+                if not await _sleep_until(waiting.next_opening or 0.0, runner, clock, sleep):
+                    result = replace(result, interrupted=True)
+                    break
     finally:
         outcome = "error" if result is None else (
             "interrupted" if result.interrupted else "stopped" if result.stopped else "finished")
-        journal.finish_run(run, time.time(), outcome)
+        # the run's end is bookkeeping: every recipient's state is already on disk, and a
+        # journal that cannot take it (disk full) must not hide why the run stopped
+        with contextlib.suppress(JournalError):
+            journal.finish_run(run, clock(), outcome)
     return result
+
+
+def _added(total: Stats, result: RunResult) -> RunResult:
+    """The result of one round, with the counts of every round so far."""
+    for name in ("sent", "failed", "unknown", "requests"):
+        setattr(total, name, getattr(total, name) + getattr(result.stats, name))
+    total.total = max(total.total, result.stats.total)
+    total.waiting = result.stats.waiting
+    return replace(result, stats=total)
+
+
+def _next_window(prepared: PreparedSend, result: RunResult,
+                 clock: Callable[[], float]) -> Waiting | None:
+    """After a round that ran to its end: who waits, when the next window opens."""
+    if result.interrupted or result.stopped or result.aborted:
+        return None
+    waiting = prepared.waiting(clock())
+    return waiting if waiting is not None and waiting.next_opening is not None else None
+
+
+async def _sleep_until(when: float, runner: Runner, clock: Callable[[], float],
+                       sleep: Callable[[float], Awaitable[None]]) -> bool:
+    """Sleep until ``when``; False when Ctrl-C came first."""
+    while not runner.interrupted and (left := when - clock()) > 0:
+        await sleep(min(left, NAP_STEP))
+    return not runner.interrupted
 
 
 @dataclass(frozen=True)
@@ -332,8 +420,12 @@ async def send_test(campaign_path: str | Path, to: str, row: int | None = None,
     """
     campaign = load_campaign(campaign_path)
     number = normalize_one(to, campaign.contacts.default_region)
-    if number.e164 is None:
-        raise CampaignError(f"--test-to {to!r}: {number.reason}")
+    countries = campaign.provider.rules.countries
+    if number.e164 is None or number.reason is not None:  # the plan's checks, premium-rate too
+        raise CampaignError(f"--test-to {to!r}: {number.reason}; nothing was sent")
+    if countries is not None and number.country not in countries:
+        raise CampaignError(f"--test-to {to!r}: {campaign.provider.rules.title} sends only to "
+                            f"numbers in {', '.join(sorted(countries))}; nothing was sent")
     account = account_of(campaign, environ)
     chosen = _test_row(campaign, Planner(campaign), row)
     path = report_dir(campaign, reports) / JOURNAL
@@ -380,6 +472,7 @@ class CampaignStatus:
     account: str | None = None
     rehearsed: int = 0
     running: Owner | None = None  # the run sending right now, if any
+    waiting: Waiting | None = None  # pending recipients whose window is shut now
 
     @property
     def cost_so_far(self) -> Decimal:
@@ -394,14 +487,17 @@ class CampaignStatus:
         return self.planned and self.counts[PENDING] == 0 and self.counts[SENDING] == 0
 
 
-def campaign_status(campaign_path: str | Path, reports: Path | None = None) -> CampaignStatus:
+def campaign_status(campaign_path: str | Path, reports: Path | None = None,
+                    now: float | None = None) -> CampaignStatus:
     """What the journal says, read-only (it works while a send is running).
 
-    Raises CampaignError when the campaign was never sent.
+    A campaign with a window (or send times) is planned again to tell which pending
+    recipients wait for their window at ``now``. Raises CampaignError when the campaign
+    was never sent.
     """
     campaign = load_campaign(campaign_path)
     path = report_dir(campaign, reports) / JOURNAL
-    if not path.is_file():
+    if not path.exists():
         raise CampaignError(f"{campaign.source}: this campaign has not been sent yet (no journal "
                             f"at {path}){_elsewhere(campaign.name)}. Run batchsms dry-run, then "
                             "batchsms send")
@@ -409,14 +505,26 @@ def campaign_status(campaign_path: str | Path, reports: Path | None = None) -> C
     running = lock.holder() if lock.is_held() else None
     journal = _open_for_status(path, campaign)
     try:
+        journal.check_campaign(campaign.name)
         account = journal.get("account")
         return CampaignStatus(
             campaign, journal.counts(), journal.cost(MESSAGED), journal.runs(), path,
             journal.planned, len(journal.tests()),
             None if account is None else parse_key(account).describe(),
-            sum(n for _, n in journal.rehearsed()), running)
+            sum(n for _, n in journal.rehearsed()), running,
+            _status_waiting(campaign, journal, now))
     finally:
         journal.close()
+
+
+def _status_waiting(campaign: Campaign, journal: Journal, now: float | None) -> Waiting | None:
+    planner = Planner(campaign, now=now)
+    if not planner.scheduler.active or not journal.counts()[PENDING]:
+        return None
+    gate = planner.scheduler.gate()
+    for chunk in planner.chunks():
+        gate.add(chunk.plan)
+    return _waiting(gate, journal, planner.now)
 
 
 def _open_for_status(path: Path, campaign: Campaign) -> Journal:

@@ -4,6 +4,7 @@ Not a test (pytest does not collect this folder): it measures and prints.
 
     python tests/benchmarks/bench_dry_run.py                 # 1,000,000 rows
     python tests/benchmarks/bench_dry_run.py --rows 10000000 --no-baseline
+    python tests/benchmarks/bench_dry_run.py --rows 200000 --no-baseline --window
 
 The I/O floor is the least any tool could do with the same files, timed in the same run
 as a subprocess like the dry run: start Python, import pyarrow, read the same CSV, build
@@ -82,7 +83,11 @@ def write_sheet(path: Path, rows: int, seed: int = 7) -> None:
         out.write("".join(block))
 
 
-def write_campaign(folder: Path, sheet: Path) -> Path:
+WINDOW = ("send:\n  window: {hours: '09:00-20:00', days: [mon, tue, wed, thu, fri], "
+          "skip_holidays: true}\n  opt_out: STOP to 1234\n")
+
+
+def write_campaign(folder: Path, sheet: Path, window: bool = False) -> Path:
     (folder / "template.txt").write_text(TEMPLATE, encoding="utf-8")
     countries = ", ".join(f"{k}: {v}" for k, v in PRICES.items())
     campaign = folder / "bench.yaml"
@@ -90,7 +95,8 @@ def write_campaign(folder: Path, sheet: Path) -> Path:
         f"name: bench\ncontacts:\n  path: {sheet.name}\n  default_region: DK\n"
         "template:\n  path: template.txt\n"
         "provider:\n  name: mailjet\n  sender: BenchShop\n  sandbox: true\n"
-        f"pricing:\n  currency: EUR\n  default: 0.05\n  countries: {{{countries}}}\n",
+        f"pricing:\n  currency: EUR\n  default: 0.05\n  countries: {{{countries}}}\n"
+        + (WINDOW if window else ""),
         encoding="utf-8")
     return campaign
 
@@ -156,6 +162,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--baseline-rows", type=int, default=100_000)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--window", action="store_true",
+                        help="quiet hours: a weekday window with holidays, and an opt-out line")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +173,7 @@ def main() -> None:
         write_sheet(sheet, args.rows)
         print(f"sheet: {args.rows:,} rows, {sheet.stat().st_size / 2**20:.0f} MiB "
               f"(generated in {time.perf_counter() - t0:.1f} s)")
-        campaign = write_campaign(folder, sheet)
+        campaign = write_campaign(folder, sheet, args.window)
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
               f"on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
         runs = []
