@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import Done, Served, served_emulator
+from helpers.sending import Rehearsal, rehearsal
 
 from batchsms.providers.transport import HttpxTransport, Timeouts, network_client
 
@@ -114,3 +115,22 @@ def batchsms_cli(monkeypatch: pytest.MonkeyPatch,
         return Done(int(code), out, err)
 
     return call
+
+
+# -- the served emulators, for the end-to-end send tests ------------------------------
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
+    with rehearsal(tmp_path_factory.mktemp("emulator")) as served:
+        yield served
+
+
+@pytest.fixture
+def emulators(served: Rehearsal) -> Rehearsal:
+    return served.reset()
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> Path:
+    return tmp_path / "reports"
+
+

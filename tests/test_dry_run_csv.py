@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_plan import YAML
+from helpers.campaigns import YAML
 
 from batchsms.plan.campaign import load_campaign
 from batchsms.plan.planner import Planner

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from test_journal import PRICES, plan_of
-from test_runner import ROWS, FakeProvider, states
+from helpers.journals import PRICES, plan_of
+from helpers.runners import ROWS, FakeProvider, states
 
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.rules import Rate

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers.journals import PRICES, plan_of
 
-from batchsms.plan.pricing import PriceTable
 from batchsms.providers.base import Outcome, Result
 from batchsms.send.journal import (
     FAILED,
@@ -24,26 +24,10 @@ from batchsms.send.journal import (
 )
 
 
-def plan_of(rows: dict[int, tuple[str, str] | None]) -> pd.DataFrame:
-    """A plan as the planner makes it: sheet row → (e164, text), or None for a skipped row."""
-    index = pd.Index(list(rows), name="row")
-    ok = [v is not None for v in rows.values()]
-    return pd.DataFrame({
-        "e164": pd.array([v[0] if v else pd.NA for v in rows.values()], dtype="string"),
-        "country": pd.array(["DK" if o else pd.NA for o in ok], dtype="string"),
-        "status": ["ok" if o else "skipped" for o in ok],
-        "encoding": pd.array(["GSM-7" if o else pd.NA for o in ok], dtype="string"),
-        "segments": pd.array([1 if o else pd.NA for o in ok], dtype="Int64"),
-        "cost": pd.array([400 if o else pd.NA for o in ok], dtype="Int64"),
-        "text": pd.array([v[1] if v else pd.NA for v in rows.values()], dtype="string"),
-    }, index=index)
-
-
 def number(i: int) -> str:
     return f"+452012{i:04d}"
 
 
-PRICES = PriceTable("EUR", 4, 400, {})  # 0.0400 a segment
 PLAN = plan_of({2: (number(2), "Hi two"), 3: None, 4: (number(4), "Hi four"),
                 5: (number(5), "Hi five"), 6: (number(6), "Hi six")})
 

@@ -6,6 +6,7 @@ import asyncio
 import random
 
 import pytest
+from helpers.timing import most_in_a_window
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,16 +32,6 @@ class FakeTime:
 
 def limiter(rate: Rate | None, time: FakeTime, margin: float = 0.0) -> SlidingWindow:
     return SlidingWindow(rate, clock=time.clock, sleep=time.sleep, margin=margin)
-
-
-def most_in_a_window(times: list[float], per: float) -> int:
-    times = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= per:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 @pytest.mark.anyio

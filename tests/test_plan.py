@@ -5,20 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.campaigns import YAML
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchsms.plan.campaign import load_campaign
 from batchsms.plan.planner import FirstSeen, Planner
-
-YAML = """\
-name: plan-test
-contacts: {{path: contacts.csv, default_region: DK}}
-template: {{path: template.txt}}
-provider: {{name: {provider}, sender: '{sender}', sandbox: true}}
-pricing: {{currency: EUR, default: 0.05, countries: {{DK: 0.04}}}}
-{extra}
-"""
 
 
 def plan_of(campaign_dir, sheet: str, template: str = "Hi << name >>",

@@ -8,19 +8,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook, load_workbook
-from test_send import (
+from helpers.sending import (
     Rehearsal,
     contacts,
     e164,
     planned,
     read_csv,
     received,
-    rehearsal,
     send,
     write_campaign,
     write_sheet,
 )
+from openpyxl import Workbook, load_workbook
 
 from batchsms.emulator.core import Script, ScriptedOutcome
 from batchsms.providers.base import Outcome, Result
@@ -32,20 +31,6 @@ from batchsms.send.sending import PreparedSend, prepare_send
 REJECTED = Script(ScriptedOutcome.REJECT, "sms-0002")
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
-    with rehearsal(tmp_path_factory.mktemp("emulator")) as served:
-        yield served
-
-
-@pytest.fixture
-def emulators(served: Rehearsal) -> Rehearsal:
-    return served.reset()
-
-
-@pytest.fixture
-def reports(tmp_path: Path) -> Path:
-    return tmp_path / "reports"
 
 
 def reject(emulators: Rehearsal, *numbers: int) -> None:

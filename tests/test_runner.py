@@ -12,74 +12,18 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from test_journal import PRICES, plan_of
-from test_limiter import most_in_a_window
+from helpers.journals import PRICES, plan_of
+from helpers.runners import ROWS, FakeProvider, for_row, not_found, sent, states
+from helpers.timing import most_in_a_window
 
 from batchsms.providers.base import Message, Outcome, Result
-from batchsms.providers.rules import ProviderRules, Rate
+from batchsms.providers.rules import Rate
 from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal, Recipient
 from batchsms.send.runner import Runner, RunResult, SendSettings, Stats
-
-Answer = Callable[[Message, int], Result]
-
-
-def sent(message: Message, attempt: int) -> Result:
-    return Result(message.key, Outcome.SENT, message_id=f"id-{message.key}")
-
-
-def not_found(message: Message) -> Result:
-    return Result(message.key, Outcome.UNKNOWN, error="not found")
-
-
-def for_row(row: int, special: Answer, usual: Answer = sent) -> Answer:
-    return lambda m, attempt: special(m, attempt) if m.key == row else usual(m, attempt)
-
-
-class FakeProvider:
-    """A provider that answers as scripted and records every call."""
-
-    def __init__(self, answer: Answer = sent, found: Callable[[Message], Result] = not_found,
-                 per_request: int = 1, latency: float = 0.0) -> None:
-        self.rules = ProviderRules("fake", "Fake", bool, "any",
-                                   recipients_per_request=per_request)
-        self.answer = answer
-        self.found = found
-        self.latency = latency
-        self.requests: list[tuple[float, list[Message]]] = []
-        self.lookups: list[tuple[Message, str | None, datetime]] = []
-        self.attempts: Counter[int] = Counter()
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    async def send(self, batch: Sequence[Message]) -> list[Result]:
-        assert len(batch) <= self.rules.recipients_per_request
-        self.requests.append((time.monotonic(), list(batch)))
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            await asyncio.sleep(self.latency)
-        finally:
-            self.in_flight -= 1
-        self.attempts.update(m.key for m in batch)
-        return [self.answer(m, self.attempts[m.key]) for m in batch]
-
-    async def lookup(self, message: Message, message_id: str | None, since: datetime) -> Result:
-        self.lookups.append((message, message_id, since))
-        return self.found(message)
-
-    def sent_rows(self) -> list[int]:
-        return sorted(m.key for _, batch in self.requests for m in batch)
-
-    def times_of(self, row: int) -> list[float]:
-        return [at for at, batch in self.requests if any(m.key == row for m in batch)]
-
-
-ROWS = range(2, 12)
 
 
 @pytest.fixture
@@ -89,11 +33,6 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
                         PRICES)
     yield journal
     journal.close()
-
-
-def states(journal: Journal) -> dict[int, str]:
-    frame = journal.frame()
-    return dict(zip(frame.index.astype(int), frame["state"], strict=True))
 
 
 def errors(journal: Journal) -> dict[int, str | None]:
