@@ -93,6 +93,25 @@ def test_a_second_send_refuses_naming_the_first_and_status_shows_it_running(
     print(f"gap {gap}s: refused {refused_after:.2f}s after the second started")
 
 
+def test_two_sends_at_once_into_two_report_folders_message_everyone_once(
+        sms_emulator, tmp_path):
+    """Two locks (one per journal), one registry: whichever registers first sends."""
+    count = 20
+    campaign = write_campaign(tmp_path, sms_emulator.url, count, send=SLOW)
+    sms_emulator.slow(0.05)
+    with processes() as started:
+        for folder in ("a", "b"):
+            started.append(start(["send", str(campaign), "--yes", "--reports", folder],
+                                 tmp_path, real_env()))
+            time.sleep(0.1)
+        runs = [finish(p) for p in started]
+    codes = sorted(d.code for d in runs)
+    assert codes == [0, 2], [d.err for d in runs]
+    refused = next(d for d in runs if d.code == 2)
+    assert "already has a journal" in refused.err and "--message-everyone-again" in refused.err
+    assert everyone_once(sms_emulator, count)
+
+
 def test_sigkill_mid_send_then_send_again_resumes_at_once_exactly_once(
         batchsms_cli, sms_emulator, tmp_path):
     count = 30

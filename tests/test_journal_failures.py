@@ -285,6 +285,9 @@ def test_a_read_only_report_folder_is_a_clear_error_and_the_resume_is_exact(
     clear_error(refused, str(folder))
     assert "writable" in refused.err or "read-only" in refused.err
     assert sms_emulator.send_requests() == before
+    status = batchsms_cli(["status", str(half_sent), "--json"], half_sent.parent)
+    assert status.code == 0, status.err  # reading needs no write access
+    assert json.loads(status.out)["sent"] == 3
     subprocess.run(["umount", str(folder)], check=True, timeout=30)
     mounts.remove(folder)
     resume_is_exact(batchsms_cli, sms_emulator, half_sent)

@@ -34,7 +34,7 @@ from batchsms.plan.schedule import Waiting
 from batchsms.report.dryrun import dry_run
 from batchsms.send.journal import Journal
 from batchsms.send.runner import RunResult
-from batchsms.send.sending import JOURNAL, execute, prepare_send, settings_for
+from batchsms.send.sending import JOURNAL, campaign_status, execute, prepare_send, settings_for
 
 NY, LA, CPH = "+12125550100", "+13105550100", "+4520123456"
 AU_MOBILE, SYDNEY = "+61412345678", "+61412345679"
@@ -294,6 +294,32 @@ async def test_reminders_go_out_at_their_own_times_inside_the_window(mailjet, tm
         NY: "2026-12-01T13:00:00Z",  # 07:30 New York, but the window opens at 08:00
         LA: "2026-12-01T16:00:00Z",  # in the past (01:00 LA); the window opens at 08:00
     }  # the stale one, a day late with max_late 12h, is skipped
+
+
+@pytest.mark.anyio
+async def test_a_reminder_whose_time_passed_while_nobody_ran_send_fails_with_its_reason(
+        mailjet, tmp_path):
+    rows = [{"phone": CPH, "name": "now", "remind_at": "2026-12-01T09:00:00Z"},
+            {"phone": NY, "name": "soon", "remind_at": "2026-12-01T11:00:00Z"}]
+    path = write_campaign(tmp_path, mailjet.url, rows, "  max_late: 2h",
+                          ", send_at_column: remind_at")
+    reports = tmp_path / "reports"
+    await send(path, reports, mailjet, Clock(at("2026-12-01T09:30:00+00:00")))
+    assert set(sent_at(mailjet)) == {CPH}  # NY waits for 11:00; nobody runs send until 20:00
+
+    await send(path, reports, mailjet, Clock(at("2026-12-01T20:00:00+00:00")))
+
+    assert set(sent_at(mailjet)) == {CPH}  # 9 hours late with max_late 2h: never sent
+    status = campaign_status(path, reports)
+    assert (status.counts["sent"], status.counts["failed"], status.counts["pending"]) == (
+        1, 1, 0)
+    assert status.complete
+    journal = Journal.open(reports / "quiet" / "journal.sqlite", readonly=True)
+    try:
+        error = journal.frame().set_index("e164").loc[NY, "error"]
+    finally:
+        journal.close()
+    assert error.startswith("not sent: ") and "max_late" in error
 
 
 # -- without --wait, the CLI, status ------------------------------------------------------------

@@ -404,6 +404,9 @@ def _unnamed_problems(header_row: int, column: pa.ChunkedArray, numbers: np.ndar
 def _refuse_long_cells(sheet: _Sheet, table: pa.Table, numbers: np.ndarray, names: list[str],
                        most: int) -> None:
     for index, column in enumerate(table.columns):
+        widest = pc.max(pc.binary_length(column)).as_py()  # bytes >= characters: cheap bound
+        if widest is None or widest <= most:
+            continue
         longest = pc.max(pc.utf8_length(column)).as_py()
         if longest is not None and longest > most:
             at = int(np.argmax(pc.fill_null(pc.utf8_length(column), 0).to_numpy()))

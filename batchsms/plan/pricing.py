@@ -45,9 +45,6 @@ class PriceTable:
         table = np.array([*self.countries.values(), self.default], dtype=np.int64)
         return table[pc.fill_null(codes, -1).to_numpy()]  # -1 (no price listed): the default
 
-    def price_of(self, country: str | None) -> int:
-        return self.countries.get(country or "", self.default)
-
     def money(self, units: int) -> Decimal:
         """``units`` as an exact Decimal amount with this table's decimal places."""
         return Decimal(int(units)).scaleb(-self.places)

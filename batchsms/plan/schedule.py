@@ -302,6 +302,15 @@ class Gate:
         opens[~known] = np.nan
         return opens
 
+    def expired(self, rows: Sequence[int], now: float) -> list[int]:
+        """The rows whose ``send_at`` is more than ``max_late`` before ``now``: never sent."""
+        if self.max_late is None or not rows:
+            return []
+        rows_array = np.asarray(rows, dtype=np.int64)
+        known, _, send_at = self._lookup(rows_array)
+        late = known & (now - send_at > self.max_late)  # NaN send_at: never late
+        return rows_array[late].tolist()
+
     def admit(self, recipients: Sequence[R], now: float) -> list[R]:
         """The recipients that may be sent to at ``now``."""
         if not recipients:

@@ -14,17 +14,20 @@ from batchsms.providers.settings import ProviderConfig
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines (``export`` and quotes allowed, ``#`` comments ignored)."""
+    """``KEY=VALUE`` lines as python-dotenv reads them (``export``, quotes, escapes and
+    ``#`` comments); a line it cannot read is an error naming the line, never the value."""
+    from dotenv.parser import parse_stream  # only campaigns with an env_file need it
+
     values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not key.strip():
-            raise CampaignError(f"{path}: line {number}: expected KEY=VALUE (the value is not "
-                                "shown here because it may be a secret)")
-        values[key.strip()] = value.strip().strip("'\"")
+    with path.open(encoding="utf-8-sig") as stream:
+        for binding in parse_stream(stream):
+            # a bare word (no '=') is valid dotenv, but in a secrets file it is most likely
+            # a pasted secret: refuse it, as a line dotenv cannot read
+            if binding.error or (binding.key is not None and binding.value is None):
+                raise CampaignError(f"{path}: line {binding.original.line}: expected KEY=VALUE "
+                                    "(the line is not shown here because it may hold a secret)")
+            if binding.key is not None and binding.value is not None:
+                values[binding.key] = binding.value
     return values
 
 

@@ -24,6 +24,7 @@ sheet for messages already sent.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -103,6 +104,10 @@ class JournalError(BatchsmsError):
     exit_code = ExitCode.UNUSABLE
 
 
+class OlderJournal(JournalError):
+    """A journal of an older schema, opened read-only: it must be upgraded first."""
+
+
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """One recipient as the runner needs it for a request."""
@@ -147,8 +152,7 @@ class Journal:
                                    "should be. Move that folder away, or choose another "
                                    "--reports folder")
             if readonly:
-                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                     isolation_level=None, check_same_thread=False)
+                db = _connect_readonly(path)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(path, isolation_level=None, timeout=30,
@@ -176,7 +180,7 @@ class Journal:
                                "batchsms (pip install -U batchsms) before sending again")
         if readonly:
             if version != SCHEMA_VERSION:
-                raise JournalError(f"{self.path}: an older journal (version {version}); run "
+                raise OlderJournal(f"{self.path}: an older journal (version {version}); run "
                                    "batchsms send or status once with write access to "
                                    "upgrade it")
             return
@@ -318,6 +322,19 @@ class Journal:
             cursor = db.execute(f"UPDATE recipients SET state = '{UNKNOWN}', error = ? "
                                 f"WHERE state = '{SENDING}'", (note,))
         return cursor.rowcount
+
+    def expire(self, notes: Sequence[tuple[str, str]], at: float) -> int:
+        """Pending recipients (e164, why) that can no longer be sent become ``failed`` with
+        that reason (nothing was sent); returns how many were still pending."""
+        with self.transaction() as db:
+            found = [(e164, note) for e164, note in notes if db.execute(
+                f"SELECT 1 FROM recipients WHERE e164 = ? AND state = '{PENDING}'",
+                (e164,)).fetchone()]
+            db.executemany(f"UPDATE recipients SET state = '{FAILED}', error = ?, "
+                           "finished_at = ? WHERE e164 = ?", [(n, at, e) for e, n in found])
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)",
+                           [(at, e, FAILED, n) for e, n in found])
+        return len(found)
 
     def resend_unknown(self) -> int:
         """The user's explicit decision: unknown outcomes become pending again."""
@@ -488,6 +505,27 @@ def _explain(path: Path, doing: str, error: sqlite3.Error) -> str:
         return (f"{path}: the journal is busy (another batchsms is writing it). Wait for it "
                 "to finish and run again")
     return f"{path}: cannot {doing} the journal: {error}. {resume[0].upper()}{resume[1:]}"
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Read-only, as ``status`` needs it during a send. A WAL journal needs its ``-shm``
+    file, which a read-only folder (a read-only mount, a backup) cannot hold when no
+    writer left one; and with no ``-shm`` no writer is running, so the file is read as
+    immutable then."""
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
+                         check_same_thread=False)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL
+    except sqlite3.Error as error:
+        db.close()
+        shm = path.with_name(path.name + "-shm")
+        if (not isinstance(error, sqlite3.OperationalError) or os.access(path.parent, os.W_OK)
+                or shm.exists()):
+            raise
+        db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                             check_same_thread=False)
+    return db
 
 
 def _create_tables(db: sqlite3.Connection) -> None:

@@ -198,7 +198,7 @@ class Runner:
                 await self._send_pending()
                 await self._wait_all()
                 if self.stopped is None and not self.interrupted:
-                    await writer.commit(self._release_held(self.clock()))
+                    await self._commit(self._release_held(self.clock()))
             finally:
                 if self.aborted:
                     await writer.call(self.journal.sending_to_unknown,
@@ -315,13 +315,11 @@ class Runner:
             changes += self._release_held(now)
             if result.outcome is Outcome.SENT:
                 changes.append(Change(recipient, SENT, now, result))
-                self.stats.sent += 1
             elif result.outcome is Outcome.FAILED and result.stop:
                 changes.append(Change(recipient, PENDING, now, result,
                                       f"not sent: {result.error}"))
             elif result.outcome is Outcome.FAILED:
                 changes.append(Change(recipient, FAILED, now, result))
-                self.stats.failed += 1
             elif result.outcome is Outcome.NOT_PROCESSED:
                 changes.append(Change(recipient, PENDING, now, result,
                                       f"not sent: {result.error}"))
@@ -330,8 +328,15 @@ class Runner:
                     wait = max(wait or 0.0, result.retry_after)
             else:
                 self._spawn(self._resolve(recipient, result))
-        await self.writer.commit(changes)
+        await self._commit(changes)
         return throttled, wait
+
+    async def _commit(self, changes: list[Change]) -> None:
+        """Commit, then count: a change the journal did not take is never counted as done."""
+        await self.writer.commit(changes)
+        self.stats.sent += sum(1 for c in changes if c.state == SENT)
+        self.stats.failed += sum(1 for c in changes if c.state == FAILED)
+        self.stats.unknown += sum(1 for c in changes if c.state == UNKNOWN)
 
     def _hold(self, recipient: Recipient, result: Result, now: float) -> list[Change]:
         """Keep a recipient whose error the provider's table does not know pending, until
@@ -353,7 +358,6 @@ class Runner:
     def _release_held(self, now: float) -> list[Change]:
         """The held recipients' errors were their own: they fail (nothing was sent)."""
         held, self._held = self._held, []
-        self.stats.failed += len(held)
         return [Change(recipient, FAILED, now, result) for recipient, result in held]
 
     async def _nap(self, seconds: float, step: float = 0.25) -> None:
@@ -395,21 +399,18 @@ class Runner:
         if stop:
             self._stop(stop)
         if found is not None and found.outcome is Outcome.SENT:
-            self.stats.sent += 1
-            await self.writer.commit([Change(recipient, SENT, now, found,
-                                             "confirmed by the provider's status lookup")])
+            await self._commit([Change(recipient, SENT, now, found,
+                                       "confirmed by the provider's status lookup")])
         elif found is not None and found.outcome is Outcome.FAILED and stop:
             await self.writer.commit([Change(recipient, PENDING, now, found,
                                              f"not sent: {found.error}")])
         elif found is not None and found.outcome is Outcome.FAILED:
-            self.stats.failed += 1
-            await self.writer.commit([Change(recipient, FAILED, now, found)])
+            await self._commit([Change(recipient, FAILED, now, found)])
         elif not self.interrupted and not stop:
-            self.stats.unknown += 1
             why = (first.error if first else None) or "the run stopped while it was being sent"
-            await self.writer.commit([Change(recipient, UNKNOWN, now, first,
-                                             f"outcome unknown ({why}); the provider's status "
-                                             "lookup did not find it: not resent")])
+            await self._commit([Change(recipient, UNKNOWN, now, first,
+                                       f"outcome unknown ({why}); the provider's status "
+                                       "lookup did not find it: not resent")])
         # interrupted, or the provider refused the lookup itself (a stop): it stays
         # 'sending', and the next run looks it up again
 

@@ -37,6 +37,7 @@ from batchsms.send.journal import (
     UNKNOWN,
     Journal,
     JournalError,
+    OlderJournal,
 )
 from batchsms.send.lock import CampaignLock, Owner
 from batchsms.send.registry import Entry, Registry, SecondJournal
@@ -188,11 +189,21 @@ def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
     return prepared
 
 
+# Skips that only time can cause: a recipient still pending from an earlier run that the
+# plan now skips for one of these will never be sent, so it fails with that reason.
+TOO_LATE = ("too_late", "no_window")
+
+
 def _plan_into(prepared: PreparedSend, prints: dict[str, str]) -> None:
     journal, planner = prepared.journal, prepared.planner
+    late: list[tuple[str, str]] = []
     with journal.transaction():
         for number, chunk in enumerate(planner.chunks()):
             prepared.totals.add(chunk.plan)
+            plan = chunk.plan
+            gone = plan[plan["reason_code"].isin(TOO_LATE) & plan["e164"].notna()]
+            late += [(e, f"not sent: {why}") for e, why in zip(gone["e164"], gone["reason"],
+                                                               strict=True)]
             if prepared.gate is not None:
                 prepared.gate.add(chunk.plan)
             if prepared.created:
@@ -204,6 +215,8 @@ def _plan_into(prepared: PreparedSend, prints: dict[str, str]) -> None:
         journal.put("campaign_file", str(prepared.campaign.source))
         journal.put("provider", prepared.campaign.provider.name)
         journal.put("totals", prepared.totals.to_dict())
+    if late and not prepared.created:
+        journal.expire(late, planner.now)
 
 
 def _waiting(gate: Gate | None, journal: Journal, now: float) -> Waiting | None:
@@ -358,6 +371,7 @@ async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = No
                 if on_runner:
                     on_runner(runner)
                 result = _added(total, await runner.run())
+                _expire(prepared, clock())
                 waiting = _next_window(prepared, result, clock) if wait else None
                 if waiting is None:
                     break
@@ -374,6 +388,20 @@ async def execute(prepared: PreparedSend, environ: Mapping[str, str] | None = No
         with contextlib.suppress(JournalError):
             journal.finish_run(run, clock(), outcome)
     return result
+
+
+def _expire(prepared: PreparedSend, now: float) -> None:
+    """Recipients whose send time passed more than ``send.max_late`` ago will never be sent:
+    they become ``failed`` (not sent, with the reason), so the campaign can complete."""
+    gate = prepared.gate
+    if gate is None or gate.max_late is None:
+        return
+    pending = {r.row: r.e164 for r in prepared.journal.in_state(PENDING)}
+    note = (f"not sent: its send time passed more than send.max_late "
+            f"({prepared.campaign.send.max_late}) ago while it waited for its window")
+    rows = gate.expired(list(pending), now)
+    if rows:
+        prepared.journal.expire([(pending[row], note) for row in rows], now)
 
 
 def _added(total: Stats, result: RunResult) -> RunResult:
@@ -530,7 +558,7 @@ def _status_waiting(campaign: Campaign, journal: Journal, now: float | None) -> 
 def _open_for_status(path: Path, campaign: Campaign) -> Journal:
     try:
         return Journal.open(path, readonly=True)
-    except BatchsmsError:
+    except OlderJournal:
         # an older journal: upgrade it first (only when no run holds it)
         with CampaignLock(path, "status"):
             Journal.open(path, prices=PriceTable.from_config(campaign.pricing)).close()
