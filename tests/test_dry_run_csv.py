@@ -9,9 +9,11 @@ from batchsms.plan.campaign import load_campaign
 from batchsms.plan.planner import Planner
 from batchsms.report.csvfile import DryRunCsv
 
+NOW = 1_795_000_000.0  # one injected instant: the files carry send times
+
 
 def write_csv(path, out, chunk_rows: int, fail_after: int | None = None) -> None:
-    planner = Planner(load_campaign(path), chunk_rows=chunk_rows)
+    planner = Planner(load_campaign(path), chunk_rows=chunk_rows, now=NOW)
     with DryRunCsv(out, planner.prices) as csv:
         for n, chunk in enumerate(planner.chunks()):
             if n == fail_after:

@@ -116,6 +116,7 @@ class Runner:
         # waiting for their turn give up at once instead of waiting out a rate window.
         self._interrupt = asyncio.Event()
         self._halt = asyncio.Event()
+        self._waiting: dict[asyncio.Event, set[asyncio.Task[object]]] = {}
 
     # -- control ------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -125,8 +126,8 @@ class Runner:
             for task in self._tasks:
                 task.cancel()
         self.interrupted = True
-        self._interrupt.set()
-        self._halt.set()
+        self._wake(self._interrupt)
+        self._wake(self._halt)
 
     @property
     def halted(self) -> bool:
@@ -135,7 +136,7 @@ class Runner:
     def _stop(self, reason: str) -> None:
         if self.stopped is None:
             self.stopped = reason
-        self._halt.set()
+        self._wake(self._halt)
 
     @asynccontextmanager
     async def _turn(self, until: asyncio.Event) -> AsyncIterator[bool]:
@@ -153,25 +154,27 @@ class Runner:
     async def _acquire_unless(self, until: asyncio.Event) -> bool:
         if until.is_set():
             return False
-        acquiring = asyncio.ensure_future(self._acquire())
-        halting = asyncio.ensure_future(until.wait())
+        task = asyncio.current_task()
+        assert task is not None
+        waiting = self._waiting.setdefault(until, set())
+        waiting.add(task)
         try:
-            await asyncio.wait({acquiring, halting}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # aborted while waiting: hold nothing
-            halting.cancel()
-            acquiring.cancel()
-            if acquiring.done() and not acquiring.cancelled() and not acquiring.exception():
-                self.limiter.release()
-                self.slots.release()
-            raise
-        halting.cancel()
-        if not acquiring.done():
-            acquiring.cancel()
-        try:
-            await acquiring
+            await self._acquire()
         except asyncio.CancelledError:
-            return False
+            # Woken by _wake (and by nothing else: a second cancel, an abort, propagates).
+            if until.is_set() and task.uncancel() == 0:
+                return False
+            raise
+        finally:
+            waiting.discard(task)
         return True  # got both (perhaps just before `until`: the caller checks `halted`)
+
+    def _wake(self, until: asyncio.Event) -> None:
+        """Set `until` and end the wait of every request or lookup waiting for a turn on it
+        (cancelling a task costs nothing until it happens; racing each wait would)."""
+        until.set()
+        for task in self._waiting.get(until, ()):
+            task.cancel()
 
     async def _acquire(self) -> None:
         await self.slots.acquire()
