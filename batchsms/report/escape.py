@@ -13,3 +13,8 @@ def escape_controls(value: str) -> str:
     """``value`` with every control character written as ``<U+XXXX>``, for a terminal or an
     XLSX cell (tab and newline stay)."""
     return _CONTROLS.sub(lambda m: f"<U+{ord(m[0]):04X}>", value)
+
+
+def has_controls(value: str) -> bool:
+    """Whether :func:`escape_controls` would change ``value``."""
+    return _CONTROLS.search(value) is not None

@@ -27,7 +27,7 @@ from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
 from batchsms.report.csvfile import neutralise
-from batchsms.report.escape import escape_controls
+from batchsms.report.escape import escape_controls, has_controls
 from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
 
 RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
@@ -362,11 +362,43 @@ class _XlsxOut:
         if self.row + len(frame) > XLSX_MAX_ROWS:
             self.complete = False
             return
-        kinds = [self._kind(c) for c in self.columns]
-        for values in frame.itertuples(index=False, name=None):
+        # Each column converted once, as a whole (not cell by cell): xlsxwriter's own
+        # per-cell work is then most of the time.
+        columns = [self._values(frame[name], self._kind(name)) for name in self.columns]
+        writers = [self._writer(self._kind(name)) for name in self.columns]
+        pairs = list(enumerate(writers))
+        for values in zip(*columns, strict=True):
             self.row += 1
-            for col, (kind, value) in enumerate(zip(kinds, values, strict=True)):
-                self._cell(col, kind, value)
+            for (col, write), value in zip(pairs, values, strict=True):
+                if value is not None:
+                    write(self.row, col, value)
+
+    def _values(self, column: pd.Series, kind: str) -> list[Any]:
+        if kind == "number":
+            return column.astype("Int64").to_numpy(dtype=object, na_value=None).tolist()
+        if kind == "money":
+            floats = pd.to_numeric(column, errors="coerce").astype("float64")
+            return [None if v != v else v for v in floats.tolist()]  # NaN → empty
+        if kind == "time":
+            stamps = pd.to_datetime(column, format="%Y-%m-%dT%H:%M:%SZ", utc=True)
+            return [None if s is pd.NaT else s.replace(tzinfo=None)
+                    for s in stamps.dt.to_pydatetime().tolist()]
+        texts = column.astype("string").to_numpy(dtype=object, na_value=None).tolist()
+        # control characters shown as <U+001B>: a spreadsheet would hide them, and
+        # xlsxwriter's own _x001B_ escape is not read back by every reader (openpyxl)
+        if has_controls("".join(v for v in texts if v is not None)):
+            texts = [None if v is None else escape_controls(v) for v in texts]
+        return texts
+
+    def _writer(self, kind: str) -> Any:
+        sheet = self.sheet
+        if kind == "number":
+            return sheet.write_number
+        if kind == "money":
+            return lambda row, col, value: sheet.write_number(row, col, value, self.money)
+        if kind == "time":
+            return lambda row, col, value: sheet.write_datetime(row, col, value, self.when)
+        return sheet.write_string
 
     def _start(self, frame: pd.DataFrame) -> None:
         self.columns = list(frame.columns)
@@ -385,20 +417,6 @@ class _XlsxOut:
         if column in MONEY:
             return "money"
         return "time" if column in ("sent_at", "delivered_at") else "text"
-
-    def _cell(self, col: int, kind: str, value: Any) -> None:
-        if value is None or (not isinstance(value, str) and pd.isna(value)):
-            return
-        if kind == "number":
-            self.sheet.write_number(self.row, col, int(value))
-        elif kind == "money":
-            self.sheet.write_number(self.row, col, float(Decimal(str(value))), self.money)
-        elif kind == "time":
-            stamp = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
-            self.sheet.write_datetime(self.row, col, stamp, self.when)
-        else:  # control characters shown as <U+001B>: a spreadsheet would hide them, and
-            # xlsxwriter's own _x001B_ escape is not read back by every reader (openpyxl)
-            self.sheet.write_string(self.row, col, escape_controls(str(value)))
 
     def __exit__(self, kind: object, *rest: object) -> None:
         if self.columns:
