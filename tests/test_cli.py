@@ -434,7 +434,7 @@ def test_check_finds_over_budget_as_send_does(campaign_dir, tmp_path, capsys):
     assert code == 2 and "over the budget of EUR 0.01" in err
 
 
-def test_check_finds_nothing_to_send(campaign_dir, capsys):
+def test_check_finds_nothing_to_send_and_send_refuses_it_alike(campaign_dir, capsys, tmp_path):
     yaml = YAML.replace("name: mailjet\n  sender: TestShop",
                         'name: mailersend\n  sender: "+19191234567"')
     path = campaign_dir(yaml=yaml, sheet=SHEET, template=TEMPLATE)  # no US/CA numbers
@@ -442,3 +442,16 @@ def test_check_finds_nothing_to_send(campaign_dir, capsys):
     assert code == 2 and data["sendable"] == 0
     [problem] = data["problems"]
     assert "no row would be sent: all 5 are skipped (country not served by the provider" in problem
+    reports = tmp_path / "r"
+    code, _, err = run(["send", str(path), "--yes", "--reports", str(reports)], capsys)
+    assert code == 2 and "no row would be sent" in err
+    assert not (reports / "test-campaign" / "journal.sqlite").exists()
+
+
+def test_send_refuses_credentials_its_client_cannot_use_as_check_does(campaign_dir, capsys,
+                                                                      monkeypatch, tmp_path):
+    path = campaign_dir(yaml=REAL, sheet=SHEET, template=TEMPLATE)
+    monkeypatch.setenv("MAILJET_SMS_TOKEN", "tok-secret-123\n")
+    code, _, err = run(["send", str(path), "--yes", "--reports", str(tmp_path / "r")], capsys)
+    assert code == 2 and "MAILJET_SMS_TOKEN holds a line break" in err
+    assert "tok-secret" not in err

@@ -27,6 +27,7 @@ from batchsms.plan.totals import Totals
 from batchsms.providers.base import Message, Outcome, Result
 from batchsms.providers.connect import connect
 from batchsms.providers.credentials import environment, require
+from batchsms.send import preflight
 from batchsms.send.accounts import Account, account_for, parse_key, sandbox_account
 from batchsms.send.journal import (
     FAILED,
@@ -181,6 +182,7 @@ def prepare_send(campaign_path: str | Path, reports: Path | None = None, *,
                 "again, including those already messaged.)")
         _plan_into(prepared, prints)
         _check_budget(campaign, prepared.totals, journal, resend_unknown)
+        _ensure_ready(campaign, prepared.totals, environ, first=created)
         prepared.resent_unknown = journal.resend_unknown() if resend_unknown else 0
     except BaseException:
         prepared.discard() if created else prepared.close()
@@ -311,6 +313,17 @@ def _day(seconds: float) -> str:
 def _changes(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
     before = before or {}
     return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
+
+
+def _ensure_ready(campaign: Campaign, totals: Totals, environ: Mapping[str, str] | None,
+                  *, first: bool) -> None:
+    """What ``check`` reports too (``preflight``): nothing sendable (on a first send; a
+    resume may still have lookups or late recipients to settle), or credentials the
+    provider's client cannot use. The budget is checked above, against the journal."""
+    found = [p for p in (preflight.nothing_to_send(campaign, totals),) if p and first]
+    found += preflight.credential_problems(campaign, environ)
+    if found:
+        raise preflight.NotReady(found)
 
 
 def _check_budget(campaign: Campaign, totals: Totals, journal: Journal,
