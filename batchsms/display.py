@@ -6,6 +6,7 @@ reads is rounded to the currency's usual precision and counted with the right pl
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 minor units of the currencies that do not use two decimals (the standard's
@@ -41,3 +42,11 @@ def money(amount: Decimal | str, currency: str) -> str:
 def plural(count: int, noun: str, many: str | None = None) -> str:
     """``1 message``, ``2 messages``, ``12,981 recipients`` (``many`` for irregular nouns)."""
     return f"{count:,} {noun if count == 1 else many or noun + 's'}"
+
+
+def iso(seconds: float | None) -> str | None:
+    """A time as ISO 8601 UTC (``2026-12-01T08:00:00Z``), the one format of every report,
+    JSON object and status line; None stays None."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

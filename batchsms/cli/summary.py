@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from batchsms.display import money, plural
+from batchsms.display import iso, money, plural
 from batchsms.report.escape import escape_controls
 
 if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is made
@@ -243,11 +243,11 @@ STATES = {"sent": "", "failed": "", "unknown": "may have arrived, never resent b
 def status_dict(status: CampaignStatus) -> dict[str, Any]:
     w = status.waiting
     waiting = {"waiting": w.count if w else 0, "expired": w.expired if w else 0,
-               "next_opening": _iso(w.next_opening if w else None)}
+               "next_opening": iso(w.next_opening if w else None)}
     return {"campaign": status.campaign.name, "complete": status.complete, **status.counts,
             **waiting,
             "cost_so_far": str(status.cost_so_far), "currency": status.currency,
-            "runs": [{"started_at": _iso(s), "finished_at": _iso(f),
+            "runs": [{"started_at": iso(s), "finished_at": iso(f),
                       "result": r or "did not finish"}  # as summary.json says it
                      for _, s, f, r in status.runs],
             "journal": str(status.journal_path), "account": status.account,
@@ -270,7 +270,7 @@ def status_text(status: CampaignStatus) -> str:
         lines.append(f"  only test sends so far ({status.tests}); the campaign was never sent")
     if last:
         outcome = last[3] or "did not finish: killed, or still running"
-        lines.append(f"  last run: started {_iso(last[1])} ({outcome})")
+        lines.append(f"  last run: started {iso(last[1])} ({outcome})")
     if not status.complete:
         lines.append(f"  a resumed run would look up {c['sending']:,} and send "
                      f"{plural(c['pending'], 'message')}")
@@ -280,13 +280,6 @@ def status_text(status: CampaignStatus) -> str:
         lines.append(f"  unknown outcomes ({c['unknown']:,}) are resent only with "
                      "send --resend-unknown")
     return "\n".join(lines)
-
-
-def _iso(seconds: float | None) -> str | None:
-    """ISO 8601 UTC, as in every report file (``2026-12-01T08:00:00Z``)."""
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def preview_text(campaign: Campaign, rows: list[PreviewRow], highlight: bool) -> str:
@@ -354,7 +347,7 @@ def track_text(result: TrackResult, files: ResultFiles) -> str:
     if result.confirmed:
         lines.append(f"  {result.confirmed:,} unknown outcomes are now confirmed as sent")
     if result.still_unknown:
-        age = _iso(result.oldest_unknown) or "an unknown time"
+        age = iso(result.oldest_unknown) or "an unknown time"
         lines.append(f"  {result.still_unknown:,} outcomes are still unknown (the oldest went "
                      f"out {age}); run track again later, or check with the provider")
     lines.append(f"Results: {files.csv}")

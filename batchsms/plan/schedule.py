@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from batchsms.display import iso
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.window import DAY_NAMES, HORIZON_DAYS, Calendar, zone
 from batchsms.plan.zones import SEPARATOR, zones_column
@@ -26,11 +27,6 @@ from batchsms.plan.zones import SEPARATOR, zones_column
 # a time of day followed by an offset (a date alone, 2026-12-01, has none)
 _OFFSET = r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
 _EPOCH = pd.Timestamp(0, tz=UTC)
-
-
-def iso(seconds: float) -> str:
-    """Epoch seconds as ISO 8601 UTC (``2026-12-01T08:00:00Z``)."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _epoch(stamps: pd.Series) -> np.ndarray:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from batchsms.display import iso
 from batchsms.plan.planner import OK
 from batchsms.plan.pricing import PriceTable
-from batchsms.plan.schedule import iso
 from batchsms.plan.zones import SEPARATOR
 
 HOUR = 3600

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from batchsms.display import iso
 from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
@@ -243,13 +243,6 @@ def timeline(journal: Journal, buckets: int = 40) -> list[tuple[str, int]]:
     counts = stamps.dt.floor(f"{width}s").value_counts().sort_index()
     fmt = "%H:%M:%S" if width < 60 else "%Y-%m-%d %H:%M"
     return [(stamp.strftime(fmt), int(n)) for stamp, n in counts.items()]
-
-
-def iso(seconds: float | None) -> str | None:
-    """A journal time as ISO 8601 UTC, the one format of every report."""
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- retry sheets ---------------------------------------------------------------------------
