@@ -410,20 +410,42 @@ class _RegistryHelp(click.Command):
               help="Port to listen on.")
 def emulator_command(host: str, port: int) -> int:
     """``batchsms emulator``: its help comes from the provider registry."""
+    import shutil
+
     import uvicorn
 
     from batchsms.emulator.rehearsal import base_urls, rehearsal_app
 
-    app, env = rehearsal_app(Path(tempfile.mkdtemp(prefix="batchsms-emulator-")))
-    _echo(f"batchsms emulators on http://{host}:{port} (Ctrl-C stops them)")
-    for name, url in base_urls(f"http://{host}:{port}").items():
-        _echo(f"  {name:<11} provider.base_url: {url}")
-    _echo("Credentials for these emulators (not real ones):")
-    for key, value in env.items():
-        _echo(f"  export {key}={value}")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                proxy_headers=False)
+    sock = _listen(host, port)  # before anything is printed: a busy port is a clear error
+    folder = Path(tempfile.mkdtemp(prefix="batchsms-emulator-"))
+    try:
+        app, env = rehearsal_app(folder)
+        _echo(f"batchsms emulators on http://{host}:{port} (Ctrl-C stops them)")
+        for name, url in base_urls(f"http://{host}:{port}").items():
+            _echo(f"  {name:<11} provider.base_url: {url}")
+        _echo("Credentials for these emulators (not real ones):")
+        for key, value in env.items():
+            _echo(f"  export {key}={value}")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                               proxy_headers=False))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        shutil.rmtree(folder, ignore_errors=True)  # the throwaway Voximplant key goes too
     return ExitCode.OK
+
+
+def _listen(host: str, port: int) -> Any:
+    """A socket listening on host:port, or a BatchsmsError that says what to do."""
+    import socket
+
+    try:
+        return socket.create_server((host, port), reuse_port=False)
+    except OSError as error:
+        raise BatchsmsError(f"cannot listen on {host}:{port} ({error.strerror or error}): "
+                            "another program (perhaps another batchsms emulator) uses that "
+                            "port, or the address is not this machine's. Choose another "
+                            "with --port, or stop the other program") from None
 
 
 def _echo(message: str, err: bool = False) -> None:
