@@ -150,3 +150,19 @@ def test_the_emulators_own_segment_count_matches_every_golden_vector() -> None:
     assert len(vectors) > 300
     for vector in vectors:
         assert own_count(vector["text"]) == (vector["segments"], vector["encoding"]), vector
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("path", "body"), [
+    ("scripts", {}), ("scripts", {"number": "+4520123456", "outcome": "teleport"}),
+    ("faults", {"kind": "meteor"}), ("faults", []), ("config", {"rate": {"count": "x"}})])
+async def test_a_control_body_it_cannot_use_is_a_400_with_the_reason(path, body):
+    import httpx
+
+    from batchsms.emulator import mailjet
+
+    transport = httpx.ASGITransport(app=mailjet.create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+        answer = await client.post(f"/__emulator/{path}", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("unusable control body: ")

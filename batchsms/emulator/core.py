@@ -381,10 +381,10 @@ class EmulatorState:
 
         return Mount("/__emulator", routes=[
             Route("/reset", reset, methods=["POST"]),
-            Route("/accounts", accounts, methods=["POST"]),
-            Route("/scripts", scripts, methods=["POST"]),
-            Route("/faults", faults, methods=["POST"]),
-            Route("/config", config, methods=["POST"]),
+            Route("/accounts", _checked(accounts), methods=["POST"]),
+            Route("/scripts", _checked(scripts), methods=["POST"]),
+            Route("/faults", _checked(faults), methods=["POST"]),
+            Route("/config", _checked(config), methods=["POST"]),
             Route("/records", records, methods=["GET"]),
             Route("/requests", requests, methods=["GET"]),
         ])
@@ -433,6 +433,20 @@ def refuse_before_processing(fault: Fault, throttled: Callable[[], Response],
     if fault.kind is FaultKind.CLOSE:
         return ClosedResponse()
     return server_error(fault.status)
+
+
+def _checked(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    """A control endpoint that answers 400 with the reason for a body it cannot use (a
+    missing key, an unknown outcome or fault kind, not JSON), never a 500."""
+
+    async def checked(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            what = f"missing key {error}" if isinstance(error, KeyError) else str(error)
+            return JSONResponse({"error": f"unusable control body: {what}"}, status_code=400)
+
+    return checked
 
 
 async def misbehave_after_accept(fault: Fault | None, respond: Response) -> Response:
