@@ -166,3 +166,20 @@ async def test_a_control_body_it_cannot_use_is_a_400_with_the_reason(path, body)
         answer = await client.post(f"/__emulator/{path}", json=body)
     assert answer.status_code == 400
     assert answer.json()["error"].startswith("unusable control body: ")
+
+
+@pytest.mark.anyio
+async def test_reset_keeps_batchsms_emulators_own_accounts_fresh(tmp_path):
+    import httpx
+
+    from batchsms.emulator.rehearsal import rehearsal_app
+
+    app, env = rehearsal_app(tmp_path)
+    state = app.state.emulators["mailjet"]
+    state.accounts[env["MAILJET_SMS_TOKEN"]].used_today = 99
+    state.accounts["someone-else"] = state.accounts[env["MAILJET_SMS_TOKEN"]]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+        assert (await client.post("/mailjet/__emulator/reset")).status_code == 200
+    assert set(state.accounts) == {env["MAILJET_SMS_TOKEN"]}  # the seeded one, and only it
+    assert state.accounts[env["MAILJET_SMS_TOKEN"]].used_today == 0

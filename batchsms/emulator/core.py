@@ -40,7 +40,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -251,6 +251,12 @@ def redact_params(text: str) -> str:
     return _SECRET_PARAMS.sub(r"\1<redacted>", text)
 
 
+def _fresh(account: Account) -> Account:
+    """A copy whose mutable parts (usage, provider extras) start over."""
+    extra = {k: set(v) if isinstance(v, set) else v for k, v in account.extra.items()}
+    return replace(account, extra=extra, used_today=0)
+
+
 class EmulatorState:
     """The shared state of one provider emulator; safe to use from one event loop."""
 
@@ -259,10 +265,16 @@ class EmulatorState:
         self.provider = provider
         self.clock = clock
         self.default_rate = default_rate  # the provider's own limit, kept across resets
+        self.seeded: dict[str, Account] = {}  # rehearsal and sandbox accounts: kept too
         self.reset()
 
+    def seed(self, account: Account) -> None:
+        """An account that every reset restores, fresh (``batchsms emulator``'s own)."""
+        self.seeded[account.credential] = account
+        self.accounts[account.credential] = _fresh(account)
+
     def reset(self) -> None:
-        self.accounts: dict[str, Account] = {}
+        self.accounts: dict[str, Account] = {k: _fresh(a) for k, a in self.seeded.items()}
         self.scripts: dict[str, Script] = {}
         self.faults: list[Fault] = []
         self.records: list[Record] = []

@@ -120,7 +120,7 @@ def make_account(body: dict[str, Any]) -> Account:
 def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
     """``batchsms emulator``'s MailerSend: one account, any sender."""
     app = create_app()
-    app.state.emulator.accounts["rehearsal-key"] = make_account({"credential": "rehearsal-key"})
+    app.state.emulator.seed(make_account({"credential": "rehearsal-key"}))
     return app, {"MAILERSEND_API_KEY": "rehearsal-key"}
 
 

@@ -159,8 +159,8 @@ def make_account(body: dict[str, Any]) -> Account:
 def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
     """``batchsms emulator``'s Mailjet: one unlimited account, any sender."""
     app = create_app()
-    app.state.emulator.accounts["rehearsal-token"] = make_account(
-        {"credential": "rehearsal-token", "daily_limit": None})
+    app.state.emulator.seed(make_account(
+        {"credential": "rehearsal-token", "daily_limit": None}))
     return app, {"MAILJET_SMS_TOKEN": "rehearsal-token"}
 
 

@@ -243,8 +243,8 @@ def make_account(body: dict[str, Any]) -> Account:
 def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
     """``batchsms emulator``'s TXTY v4: one account with unlimited credit, any sender."""
     app = create_app()
-    app.state.emulator.accounts["rehearsal"] = make_account(
-        {"credential": "rehearsal", "key": "rehearsal-key"})
+    app.state.emulator.seed(make_account(
+        {"credential": "rehearsal", "key": "rehearsal-key"}))
     return app, {"TXTY_USER": "rehearsal", "TXTY_KEY": "rehearsal-key"}
 
 

@@ -153,16 +153,16 @@ def make_account(body: dict[str, Any]) -> Account:
 def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:
     """An emulator that accepts ``config.sender`` with unlimited credit, and its credentials."""
     app = create_app()
-    app.state.emulator.accounts["sandbox"] = make_account(
-        {"credential": "sandbox", "token": SANDBOX_ENV["TXTY_TOKEN"], "senders": [config.sender]})
+    app.state.emulator.seed(make_account(
+        {"credential": "sandbox", "token": SANDBOX_ENV["TXTY_TOKEN"], "senders": [config.sender]}))
     return app, dict(SANDBOX_ENV)
 
 
 def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
     """``batchsms emulator``'s TXTY v6: one account with unlimited credit, any sender."""
     app = create_app()
-    app.state.emulator.accounts["rehearsal"] = make_account(
-        {"credential": "rehearsal", "token": "rehearsal-token"})
+    app.state.emulator.seed(make_account(
+        {"credential": "rehearsal", "token": "rehearsal-token"}))
     return app, {"TXTY_USERNAME": "rehearsal", "TXTY_TOKEN": "rehearsal-token"}
 
 

@@ -339,8 +339,8 @@ def rehearsal(folder: Path) -> tuple[Starlette, dict[str, str]]:
     credentials (a throwaway key) are written to ``folder``."""
     private_pem, public_pem = _sandbox_key()
     app = create_app()
-    app.state.emulator.accounts["rehearsal-key-id"] = make_account(
-        {"credential": "rehearsal-key-id", "account_id": 1, "public_key": public_pem})
+    app.state.emulator.seed(make_account(
+        {"credential": "rehearsal-key-id", "account_id": 1, "public_key": public_pem}))
     credentials = folder / "voximplant-credentials.json"
     credentials.write_text(json.dumps({"account_email": "rehearsal@batchsms.invalid",
                                        "account_id": 1, "key_id": "rehearsal-key-id",
@@ -356,9 +356,9 @@ def sandbox(config: ProviderConfig) -> tuple[Starlette, dict[str, str]]:
     """
     private_pem, public_pem = _sandbox_key()
     app = create_app()
-    app.state.emulator.accounts[SANDBOX_KEY_ID] = make_account({
+    app.state.emulator.seed(make_account({
         "credential": SANDBOX_KEY_ID, "account_id": SANDBOX_ACCOUNT_ID,
-        "public_key": public_pem, "senders": [config.sender]})
+        "public_key": public_pem, "senders": [config.sender]}))
     credentials = {"account_email": "sandbox@batchsms.invalid",
                    "account_id": SANDBOX_ACCOUNT_ID, "key_id": SANDBOX_KEY_ID,
                    "private_key": private_pem}
