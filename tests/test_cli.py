@@ -455,3 +455,20 @@ def test_send_refuses_credentials_its_client_cannot_use_as_check_does(campaign_d
     code, _, err = run(["send", str(path), "--yes", "--reports", str(tmp_path / "r")], capsys)
     assert code == 2 and "MAILJET_SMS_TOKEN holds a line break" in err
     assert "tok-secret" not in err
+
+
+def test_a_sandbox_outcome_says_its_costs_are_made_up_and_unknowns_reached_nobody(tmp_path):
+    from batchsms.cli.summary import send_outcome
+    from batchsms.report.results import ResultFiles
+
+    data = {"campaign": "c", "currency": "EUR", "sent": 1, "failed": 0, "unknown": 1,
+            "pending": 0, "skipped": 0, "estimated_cost": "0.10",
+            "reported_cost": {"EUR": "0.07"}, "failures_by_reason": {}}
+    files = ResultFiles(tmp_path / "results.csv", None, tmp_path / "summary.json", None, data,
+                        [], [])
+    rehearsal = send_outcome({**data, "sandbox": True}, files, None)
+    real = send_outcome({**data, "sandbox": False}, files, None)
+    assert "sandbox emulator (made up, not a real price): EUR 0.07" in rehearsal
+    assert "reached nobody" in rehearsal and "check them with the provider" not in rehearsal
+    assert "Cost reported by the provider: EUR 0.07" in real
+    assert "check them with the provider" in real

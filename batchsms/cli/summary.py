@@ -214,12 +214,18 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
              f"{data['unknown']:,} unknown, {data['pending']:,} not sent yet, "
              f"{data['skipped']:,} skipped.",
              f"Estimated cost of what went out: {money(data['estimated_cost'], cur)}"]
+    sandbox = data.get("sandbox", False)
     if data["reported_cost"]:
         reported = ", ".join(money(v, c) for c, v in data["reported_cost"].items())
-        lines.append(f"Cost reported by the provider: {reported}")
+        lines.append(f"Cost reported by the sandbox emulator (made up, not a real price): "
+                     f"{reported}" if sandbox else f"Cost reported by the provider: {reported}")
     for reason, n in list(data["failures_by_reason"].items())[:5]:
         lines.append(f"  failed ({n:,}): {reason}")
-    if data["unknown"]:
+    if data["unknown"] and sandbox:
+        lines.append("Unknown outcomes in a sandbox rehearsal reached nobody, and the in-process "
+                     "emulator that could say more is gone: there is nothing to check. A real "
+                     "send (sandbox: false) messages every recipient.")
+    elif data["unknown"]:
         lines.append("Unknown outcomes were not resent: check them with the provider, then "
                      "run send --resend-unknown to send them again if they did not arrive.")
     if data["pending"] and result is not None and not result.stopped:

@@ -188,6 +188,7 @@ class _Tally:
         currency = campaign.pricing.currency
         return {
             "campaign": campaign.name,
+            "sandbox": campaign.provider.sandbox,  # a rehearsal: nothing reached anyone
             "complete": journal.planned and counts[PENDING] == 0,
             "recipients": self.rows,
             **counts,
