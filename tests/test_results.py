@@ -306,3 +306,10 @@ def test_control_characters_are_shown_not_passed_on_in_results_and_retry_sheets(
     retry = load_workbook(files.retry).active
     assert [c.value for c in next(retry.iter_rows(min_row=2, max_row=2))][1] == \
         "Bo<U+001B>]0;x<U+0007>"
+
+
+def test_results_report_their_progress_chunk_by_chunk(mixed):
+    seen: list[tuple[int, int]] = []
+    write_results(mixed.campaign, mixed.journal, mixed.folder, chunk_rows=4,
+                  on_progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 6), (6, 6)]

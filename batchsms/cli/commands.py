@@ -9,6 +9,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +254,8 @@ def _finish(prepared: Any, result: Any) -> int:
     # Said before the wait, so that a Ctrl-C that stopped the run is not met by silence.
     click.echo("Writing results…", err=True)
     try:
-        files = write_results(prepared.campaign, prepared.journal, prepared.folder)
+        files = write_results(prepared.campaign, prepared.journal, prepared.folder,
+                              on_progress=_results_progress())
         waiting = prepared.waiting(time.time()) if result is not None else None
         write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
                      SendView(files.summary_data, files.failures, files.timeline,
@@ -446,6 +448,20 @@ def _listen(host: str, port: int) -> Any:
                             "another program (perhaps another batchsms emulator) uses that "
                             "port, or the address is not this machine's. Choose another "
                             "with --port, or stop the other program") from None
+
+
+def _results_progress() -> Callable[[int, int], None]:
+    """``Writing results… n/N`` for a large campaign: redrawn in place on a terminal, a
+    line per chunk otherwise (results of a million rows take a while)."""
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        if total < 100_000:
+            return
+        line = f"Writing results… {done:,}/{total:,}"
+        click.echo(f"\r{line}" if tty else line, err=True, nl=not tty or done >= total)
+
+    return show
 
 
 def _echo(message: str, err: bool = False) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -64,13 +65,15 @@ class ResultsError(BatchsmsError):
 
 
 def write_results(campaign: Campaign, journal: Journal, folder: Path,
-                  chunk_rows: int = 50_000) -> ResultFiles:
-    """Write every results file from the journal alone, chunk by chunk.
+                  chunk_rows: int = 50_000,
+                  on_progress: Callable[[int, int], None] | None = None) -> ResultFiles:
+    """Write every results file from the journal alone, chunk by chunk; ``on_progress``
+    hears (rows written, rows in all) after each chunk.
 
     Raises ResultsError when the folder cannot be written (disk full, read-only).
     """
     try:
-        return _write_results(campaign, journal, folder, chunk_rows)
+        return _write_results(campaign, journal, folder, chunk_rows, on_progress)
     except OSError as error:
         raise ResultsError(
             f"{folder}: cannot write the results files ({error.strerror or error}). Nothing "
@@ -79,10 +82,11 @@ def write_results(campaign: Campaign, journal: Journal, folder: Path,
             "rewrites the results") from None
 
 
-def _write_results(campaign: Campaign, journal: Journal, folder: Path,
-                   chunk_rows: int) -> ResultFiles:
+def _write_results(campaign: Campaign, journal: Journal, folder: Path, chunk_rows: int,
+                   on_progress: Callable[[int, int], None] | None) -> ResultFiles:
     folder.mkdir(parents=True, exist_ok=True)
     tally = _Tally()
+    total = journal.rows()
     csv_path, xlsx_path = folder / "results.csv", folder / "results.xlsx"
     with _CsvOut(csv_path) as csv_out, _XlsxOut(xlsx_path, "Results") as xlsx_out:
         for chunk in journal.results(chunk_rows):
@@ -90,6 +94,8 @@ def _write_results(campaign: Campaign, journal: Journal, folder: Path,
             tally.add(table)
             csv_out.write(table)
             xlsx_out.write(table)
+            if on_progress:
+                on_progress(tally.rows, total)
     note = None if xlsx_out.complete else (
         f"results.xlsx was not written: {tally.rows:,} rows are more than a worksheet holds "
         f"({XLSX_MAX_ROWS:,}); open results.csv instead")

@@ -375,6 +375,11 @@ class Journal:
         return pd.read_sql_query("SELECT * FROM recipients ORDER BY row", self.db,
                                  index_col="row")
 
+    def rows(self) -> int:
+        """How many sheet rows :meth:`results` yields."""
+        return int(self.db.execute("SELECT (SELECT count(*) FROM recipients) + "
+                                   "(SELECT count(*) FROM skipped)").fetchone()[0])
+
     def rehearsed(self) -> list[tuple[str, int]]:
         """Archived rehearsal messages, by account."""
         return list(self.db.execute("SELECT account, count(*) FROM rehearsals "
