@@ -53,3 +53,21 @@ def test_a_csv_campaign_does_not_import_the_workbook_reader(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-500:]
     assert "batchsms.plan.workbook" in names and "pandas" in names
     assert not {n for n in names if n.split(".")[0] in ("openpyxl", "xlsxwriter")}
+
+
+def test_status_reads_the_journal_without_pandas_or_a_provider_client(tmp_path) -> None:
+    from batchsms.cli.commands import main
+
+    (tmp_path / "contacts.csv").write_text("phone,name\n+45 20 12 34 56,Ann\n", encoding="utf-8")
+    (tmp_path / "c.yaml").write_text(
+        "name: quick\ncontacts: {path: contacts.csv, default_region: DK}\n"
+        "template: {text: 'Hi << name >>'}\n"
+        "provider: {name: mailjet, sender: Shop, sandbox: true}\n"
+        "pricing: {currency: EUR, default: 0.05}\n", encoding="utf-8")
+    assert main(["send", str(tmp_path / "c.yaml"), "--yes"]) == 0
+    names, done = imported("status", str(tmp_path / "c.yaml"))
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "batchsms.send.status" in names and "batchsms.send.journal" in names
+    too_heavy = ("pandas", "pyarrow", "httpx", "jinja2", "openpyxl", "xlsxwriter",
+                 "batchsms.plan.planner", "batchsms.send.sending", "batchsms.providers.connect")
+    assert sorted(n for n in names if n.split(".")[0] in too_heavy or n in too_heavy) == []

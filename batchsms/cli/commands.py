@@ -332,7 +332,7 @@ def status_command(campaign: Path, as_json: bool, reports: Path) -> int:
     Example: batchsms status campaigns/spring-sale.yaml
     """
     from batchsms.cli.summary import status_dict, status_text
-    from batchsms.send.sending import campaign_status
+    from batchsms.send.status import campaign_status
 
     status = campaign_status(campaign, reports)
     if as_json:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is
     from batchsms.report.dryrun import DryRun
     from batchsms.report.results import ResultFiles
     from batchsms.send.runner import RunResult
-    from batchsms.send.sending import CampaignStatus, PreparedSend
+    from batchsms.send.sending import PreparedSend
+    from batchsms.send.status import CampaignStatus
     from batchsms.send.tracking import TrackResult
 
 

@@ -32,13 +32,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from itertools import groupby
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from batchsms.errors import BatchsmsError, ExitCode
-from batchsms.plan.pricing import PriceTable
 from batchsms.providers.base import Result
+
+if TYPE_CHECKING:  # pandas is imported where a plan or a table is read: status needs none
+    import pandas as pd
+
+    from batchsms.plan.pricing import PriceTable
 
 PENDING, SENDING, SENT, FAILED, UNKNOWN = "pending", "sending", "sent", "failed", "unknown"
 MESSAGED = (SENDING, SENT, UNKNOWN)  # may have reached the recipient: never send again
@@ -372,6 +374,8 @@ class Journal:
 
     def frame(self) -> pd.DataFrame:
         """Every recipient, as a table indexed by sheet row (small journals, tests)."""
+        import pandas as pd
+
         return pd.read_sql_query("SELECT * FROM recipients ORDER BY row", self.db,
                                  index_col="row")
 
@@ -399,6 +403,8 @@ class Journal:
             "SELECT row, phone, e164, country, 'skipped', reason_code, reason, NULL, NULL, NULL, "
             "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
             "NULL, NULL, NULL FROM skipped ORDER BY row")
+        import pandas as pd
+
         with translated(self.path, "read"):
             yield from pd.read_sql_query(query, self.db, chunksize=chunk_rows)
 
@@ -581,6 +587,8 @@ def _migrate_v1(db: sqlite3.Connection, prices: PriceTable | None) -> None:
 
 
 def _planned_rows(plan: pd.DataFrame, prices: PriceTable) -> Iterator[tuple[Any, ...]]:
+    import pandas as pd
+
     ok = plan[plan["status"] == "ok"]
     if not len(ok):
         return iter(())
@@ -595,7 +603,10 @@ def _planned_rows(plan: pd.DataFrame, prices: PriceTable) -> Iterator[tuple[Any,
 
 
 def _none(value: object) -> object:
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+    # pandas' missing values (NA, NaN, NaT) without importing pandas on every row
+    missing = value is None or (isinstance(value, float) and value != value) or \
+        type(value).__name__ in ("NAType", "NaTType")
+    return None if missing else value
 
 
 def _mark_sending(db: sqlite3.Connection, changes: list[Change], sender: str | None,

@@ -38,13 +38,16 @@ from batchsms.send.journal import (
     UNKNOWN,
     Journal,
     JournalError,
-    OlderJournal,
 )
-from batchsms.send.lock import CampaignLock, Owner
+from batchsms.send.lock import CampaignLock
 from batchsms.send.registry import Entry, Registry, SecondJournal
 from batchsms.send.runner import Runner, RunResult, SendSettings, Stats
+from batchsms.send.status import (  # noqa: F401 (campaign_status: the library API)
+    JOURNAL,
+    CampaignStatus,
+    campaign_status,
+)
 
-JOURNAL = "journal.sqlite"
 NAP_STEP = 1.0  # seconds: how soon a --wait pause notices Ctrl-C
 
 
@@ -499,94 +502,3 @@ def _test_row(campaign: Campaign, planner: Planner, row: int | None) -> tuple[in
             return int(index), str(item["text"])
     where = "no row would be sent" if row is None else f"there is no contact at row {row}"
     raise CampaignError(f"{campaign.contacts.path}: {where}")
-
-
-@dataclass(frozen=True)
-class CampaignStatus:
-    campaign: Campaign
-    counts: dict[str, int]
-    costs: dict[str, Decimal]  # estimated cost of messages that went out or may have
-    runs: list[tuple[int, float, float | None, str | None]]
-    journal_path: Path
-    planned: bool = True  # False when only test sends were made
-    tests: int = 0
-    account: str | None = None
-    rehearsed: int = 0
-    running: Owner | None = None  # the run sending right now, if any
-    waiting: Waiting | None = None  # pending recipients whose window is shut now
-
-    @property
-    def cost_so_far(self) -> Decimal:
-        return sum(self.costs.values(), Decimal(0))
-
-    @property
-    def currency(self) -> str:
-        return " / ".join(self.costs) or self.campaign.pricing.currency
-
-    @property
-    def complete(self) -> bool:
-        return self.planned and self.counts[PENDING] == 0 and self.counts[SENDING] == 0
-
-
-def campaign_status(campaign_path: str | Path, reports: Path | None = None,
-                    now: float | None = None) -> CampaignStatus:
-    """What the journal says, read-only (it works while a send is running).
-
-    A campaign with a window (or send times) is planned again to tell which pending
-    recipients wait for their window at ``now``. Raises CampaignError when the campaign
-    was never sent.
-    """
-    campaign = load_campaign(campaign_path)
-    path = report_dir(campaign, reports) / JOURNAL
-    if not path.exists():
-        raise CampaignError(f"{campaign.source}: this campaign has not been sent yet (no journal "
-                            f"at {path}){_elsewhere(campaign.name)}. Run batchsms dry-run, then "
-                            "batchsms send")
-    lock = CampaignLock(path, "status")
-    running = lock.holder() if lock.is_held() else None
-    journal = _open_for_status(path, campaign)
-    try:
-        journal.check_campaign(campaign.name)
-        account = journal.get("account")
-        return CampaignStatus(
-            campaign, journal.counts(), journal.cost(MESSAGED), journal.runs(), path,
-            journal.planned, len(journal.tests()),
-            None if account is None else parse_key(account).describe(),
-            sum(n for _, n in journal.rehearsed()), running,
-            _status_waiting(campaign, journal, now))
-    finally:
-        journal.close()
-
-
-def _status_waiting(campaign: Campaign, journal: Journal, now: float | None) -> Waiting | None:
-    planner = Planner(campaign, now=now)
-    if not planner.scheduler.active or not journal.counts()[PENDING]:
-        return None
-    gate = planner.scheduler.gate()
-    for chunk in planner.chunks():
-        gate.add(chunk.plan)
-    return _waiting(gate, journal, planner.now)
-
-
-def _open_for_status(path: Path, campaign: Campaign) -> Journal:
-    try:
-        return Journal.open(path, readonly=True)
-    except OlderJournal:
-        # an older journal: upgrade it first (only when no run holds it)
-        with CampaignLock(path, "status"):
-            Journal.open(path, prices=PriceTable.from_config(campaign.pricing)).close()
-        return Journal.open(path, readonly=True)
-
-
-def _elsewhere(name: str) -> str:
-    """Where else this campaign has journals, from the registry (a hint, never fatal)."""
-    try:
-        registry = Registry.open()
-        try:
-            found = [p for (p,) in registry.db.execute(
-                "SELECT DISTINCT journal FROM journals WHERE campaign = ?", (name,))]
-        finally:
-            registry.close()
-    except BatchsmsError:
-        return ""
-    return f"; a campaign named {name!r} has a journal at {', '.join(found)}" if found else ""
