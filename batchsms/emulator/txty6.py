@@ -44,9 +44,9 @@ from batchsms.emulator.core import (
     refuse_before_processing,
     segment_count,
 )
+from batchsms.emulator.txty import PRICES  # one TXTY price list for both APIs
 from batchsms.providers.settings import ProviderConfig
 
-PRICES = {"45": "0.20", "46": "0.20", "47": "0.20", "44": "0.55", "0": "0.60"}
 MAX_PARTS = 10
 MAX_REFERENCE = 64
 SANDBOX_ENV = {"TXTY_USERNAME": "sandbox", "TXTY_TOKEN": "sandbox-token"}
