@@ -22,7 +22,7 @@ from batchsms.cli.commands import main
 from batchsms.errors import CampaignError
 from batchsms.plan.campaign import parse_campaign
 from batchsms.plan.window import Calendar, Window
-from batchsms.plan.zones import zones_column
+from batchsms.plan.zones import number_keys, zones_column
 from batchsms.report.dryrun import dry_run
 
 NINE_TO_EIGHT = Window(9 * 60, 20 * 60)
@@ -54,6 +54,18 @@ def test_each_number_gets_the_zones_phonenumbers_gives_it():
         phonenumbers.parse(AU_MOBILE)))
     assert "Europe/Moscow" in zones.iloc[4] and "Asia/Vladivostok" in zones.iloc[4]
     assert zones.iloc[5:].isna().all()
+
+
+def test_zones_from_the_planners_keys_equal_zones_from_the_text():
+    """The planner passes the numbers' int keys it already has; the answer is the same,
+    NA (no number, no zone) included."""
+    numbers = pd.Series(["+12125550100", None, "+4520123456", AU_MOBILE, "", "+80012345678",
+                         "+79161234567", "+441234567890"], dtype="string")
+    keys = number_keys(numbers)
+    assert keys[1] == -1 and keys[4] == -1
+    pd.testing.assert_series_equal(zones_column(numbers, keys), zones_column(numbers))
+    assert zones_column(numbers).isna().tolist() == [False, True, False, False, True, True,
+                                                     False, False]
 
 
 def test_the_column_path_equals_phonenumbers_for_every_regions_example_mobile():

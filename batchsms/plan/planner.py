@@ -24,6 +24,7 @@ from batchsms.plan.prefetch import prefetch
 from batchsms.plan.pricing import PriceTable
 from batchsms.plan.render import Template, load_template, render_frame
 from batchsms.plan.schedule import Scheduler
+from batchsms.plan.zones import number_keys, zones_column
 from batchsms.providers.rules import ProviderRules
 
 OK = "ok"
@@ -98,22 +99,27 @@ class FirstSeen:
         earlier = np.empty(len(keys), np.int64)
         earlier[order] = np.repeat(before, np.diff(np.r_[starts, len(keys)]))
         earlier[earlier == rows] = -1  # the first row of a key not seen before
-        self._remember(distinct[~seen], first[~seen])
+        self._remember(distinct[~seen], first[~seen], pos[~seen])
         return earlier
 
-    def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        """Merge new (distinct, unseen, sorted) keys into the sorted arrays: a linear merge of
-        two sorted runs, so remembering a long sheet stays cheap chunk after chunk."""
-        at = np.searchsorted(self.keys, keys)
-        self.keys = np.insert(self.keys, at, keys)
-        self.rows = np.insert(self.rows, at, rows)
+    def _remember(self, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> None:
+        """Merge new (distinct, unseen, sorted) keys, which belong before positions ``at`` of
+        the sorted arrays: a linear merge of two sorted runs (the positions computed once
+        for both arrays), so remembering a long sheet stays cheap chunk after chunk."""
+        total = len(self.keys) + len(keys)
+        placed = at + np.arange(len(keys))
+        old = np.ones(total, dtype=bool)
+        old[placed] = False
+        self.keys = _merged(self.keys, keys, placed, old)
+        self.rows = _merged(self.rows, rows, placed, old)
 
 
-def number_keys(e164: pd.Series) -> np.ndarray:
-    """E.164 numbers as int64 keys (-1 where there is no number): cheap to sort and compare."""
-    digits = pc.utf8_slice_codeunits(pa.array(e164, pa.large_string()), 1)
-    keys = pc.cast(pc.if_else(pc.equal(digits, ""), None, digits), pa.int64())
-    return pc.fill_null(keys, -1).to_numpy()
+def _merged(old: np.ndarray, new: np.ndarray, placed: np.ndarray, kept: np.ndarray
+            ) -> np.ndarray:
+    merged = np.empty(len(kept), dtype=np.int64)
+    merged[placed] = new
+    merged[kept] = old
+    return merged
 
 
 class Planner:
@@ -165,9 +171,16 @@ class Planner:
             yield PlanChunk(self._plan(sheet, first_seen, numbers), sheet)
 
     def _numbers(self, sheet: pd.DataFrame) -> pd.DataFrame:
+        """The sheet's numbers (``e164``, ``country``, ``reason``), their ``key``
+        (:func:`number_keys`) and ``zones``: everything that needs only the phone column,
+        so that it can be done on the prefetch thread."""
         cfg = self.campaign.contacts
         regions = sheet[cfg.country_column] if cfg.country_column else None
-        return phone_columns.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
+        numbers = phone_columns.normalize(sheet[cfg.phone_column], cfg.default_region, regions)
+        keys = number_keys(numbers["e164"])
+        numbers["key"] = keys
+        numbers["zones"] = zones_column(numbers["e164"], keys)
+        return numbers
 
     def _plan(self, sheet: pd.DataFrame, first_seen: FirstSeen,
               numbers: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -181,8 +194,8 @@ class Planner:
         plan["reason"] = numbers["reason"].astype("string")
         plan["reason_code"] = _mapped(plan["reason"], phone_reason_code)
         self._skip_malformed(plan, sheet.attrs.get(contacts.PROBLEMS) or {})
-        self._skip_suppressed_and_duplicates(plan, first_seen)
-        self.scheduler.apply(plan, sheet)
+        self._skip_suppressed_and_duplicates(plan, first_seen, numbers["key"].to_numpy())
+        self.scheduler.apply(plan, sheet, numbers["zones"])
         self._render(plan, sheet)
         self._count(plan)
         self._apply_limits(plan)
@@ -198,8 +211,8 @@ class Planner:
             plan.loc[rows, "reason_code"] = "malformed_row"
             plan.loc[rows, "reason"] = [problems[r] for r in rows]
 
-    def _skip_suppressed_and_duplicates(self, plan: pd.DataFrame, first_seen: FirstSeen) -> None:
-        keys = number_keys(plan["e164"])
+    def _skip_suppressed_and_duplicates(self, plan: pd.DataFrame, first_seen: FirstSeen,
+                                        keys: np.ndarray) -> None:
         if self.suppressed:
             files = pd.Series(keys).map(self.suppressed).to_numpy()
             hit = pd.notna(files) & plan["reason_code"].isna().to_numpy()
@@ -210,8 +223,10 @@ class Planner:
         earlier = first_seen.first_rows(keys[candidates], rows[candidates])
         duplicate = np.zeros(len(plan), dtype=bool)
         duplicate[np.flatnonzero(candidates)[earlier >= 0]] = True
-        _skip(plan, duplicate, "duplicate",
-              np.char.add("duplicate of row ", earlier[earlier >= 0].astype(str)))
+        text = pa.scalar("duplicate of row ", pa.large_string())
+        rows_text = pc.cast(pa.array(earlier[earlier >= 0]), pa.large_string())
+        _skip(plan, duplicate, "duplicate", pc.binary_join_element_wise(
+            text, rows_text, pa.scalar("", pa.large_string())))
 
     def _render(self, plan: pd.DataFrame, sheet: pd.DataFrame) -> None:
         todo = plan["reason_code"].isna().to_numpy()
@@ -292,11 +307,24 @@ class Planner:
 
 
 def _skip(plan: pd.DataFrame, mask: np.ndarray, code: str, reason: object) -> None:
-    """Mark the rows of ``mask`` (all not yet skipped) skipped, with a code and reason(s)."""
+    """Mark the rows of ``mask`` (all not yet skipped) skipped, with a code and reason(s):
+    one reason, or one per row of ``mask``."""
     if not mask.any():
         return
-    plan.loc[mask, "reason_code"] = code
-    plan.loc[mask, "reason"] = reason
+    # Whole columns rebuilt in Arrow: pandas' masked assignment costs ten times more.
+    where = pa.array(mask)
+    plan["reason_code"] = _replaced(plan["reason_code"], where, code)
+    plan["reason"] = _replaced(plan["reason"], where, reason)
+
+
+def _replaced(column: pd.Series, where: pa.Array, value: object) -> pd.Series:
+    """``column`` with ``value`` (one string, or one per true row of ``where``) there."""
+    current = pa.array(column.array, pa.large_string())
+    if isinstance(value, str):
+        found = pc.if_else(where, pa.scalar(value, pa.large_string()), current)
+    else:
+        found = pc.replace_with_mask(current, where, pa.array(value, pa.large_string()))
+    return pd.Series(pd.array(found, dtype="string"), index=column.index)
 
 
 def _missing_strings(index: pd.Index) -> pd.Series:

@@ -62,9 +62,11 @@ class Scheduler:
     def gate(self) -> Gate:
         return Gate(self.calendar, self.not_before, self.max_late)
 
-    def apply(self, plan: pd.DataFrame, sheet: pd.DataFrame) -> None:
-        """Add ``timezone``, ``send_at`` and ``window_opens``; skip the rows that never open."""
-        plan["timezone"] = self._zones(plan, sheet)
+    def apply(self, plan: pd.DataFrame, sheet: pd.DataFrame,
+              zones: pd.Series | None = None) -> None:
+        """Add ``timezone``, ``send_at`` and ``window_opens``; skip the rows that never open.
+        ``zones``: the numbers' :func:`zones_column`, when the caller has it already."""
+        plan["timezone"] = self._zones(plan, sheet, zones)
         plan["send_at"] = self._send_at(plan, sheet)
         plan["window_opens"] = np.nan
         todo = plan["reason_code"].isna().to_numpy()
@@ -77,8 +79,10 @@ class Scheduler:
         self._skip_late(plan)
 
     # -- zones ----------------------------------------------------------------------------
-    def _zones(self, plan: pd.DataFrame, sheet: pd.DataFrame) -> pd.Series:
-        zones = zones_column(plan["e164"])
+    def _zones(self, plan: pd.DataFrame, sheet: pd.DataFrame,
+               zones: pd.Series | None) -> pd.Series:
+        if zones is None:
+            zones = zones_column(plan["e164"])
         column = self.contacts.timezone_column
         if column is None:
             return zones

@@ -24,30 +24,34 @@ from phonenumbers.timezone import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 SEPARATOR = "|"  # between the zones of a number that has several
 _POWERS = 10 ** np.arange(19, dtype=np.int64)
+_KNOWN_CODES = np.isin(np.arange(1000), list(COUNTRY_CODE_TO_REGION_CODE))  # by calling code
 
 
-def zones_column(e164: pd.Series) -> pd.Series:
+def number_keys(e164: pd.Series) -> np.ndarray:
+    """E.164 numbers as int64 keys (-1 where there is no number): cheap to sort and compare.
+
+    An E.164 number's digits never start with 0, so the key also gives their count."""
+    digits = pc.utf8_slice_codeunits(pa.array(e164, pa.large_string()), 1)
+    keys = pc.cast(pc.if_else(pc.equal(digits, ""), None, digits), pa.int64())
+    return pc.fill_null(keys, -1).to_numpy()
+
+
+def zones_column(e164: pd.Series, keys: np.ndarray | None = None) -> pd.Series:
     """``"America/New_York"`` or ``"Australia/Perth|Australia/Sydney|..."`` for each number;
-    NA where there is no number or phonenumbers knows no zone for it."""
+    NA where there is no number or phonenumbers knows no zone for it. ``keys``: the
+    numbers' :func:`number_keys`, when the caller has them already."""
     tables = _tables()
-    numbers, length = _integers(e164)
+    numbers = np.maximum(number_keys(e164) if keys is None else keys, 0)
+    length = np.searchsorted(_POWERS, numbers, side="right")  # digits (0 for 0)
     code = _calling_codes(numbers, length)
     found = tables.country[code]
     by_prefix = tables.by_prefix[code]
     if by_prefix.any():
         hit = _longest_prefix(numbers[by_prefix], length[by_prefix], tables)
         found[by_prefix] = np.where(hit >= 0, hit, found[by_prefix])
-    texts = np.where(found >= 0, tables.texts[np.maximum(found, 0)], None)
-    return pd.Series(texts, index=e164.index, dtype="string")
-
-
-def _integers(e164: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Each number's digits as an int64 (0 where none) and their count."""
-    digits = pc.utf8_slice_codeunits(pa.array(e164, pa.large_string()), 1)
-    length = pc.fill_null(pc.utf8_length(digits), 0).to_numpy().astype(np.int64)
-    usable = pc.if_else(pc.equal(digits, ""), None, digits)
-    numbers = pc.fill_null(pc.cast(usable, pa.int64()), 0).to_numpy()
-    return numbers, length
+    # Arrow's take from the few distinct texts: a numpy object array costs ten times more.
+    texts = tables.arrow_texts.take(pa.array(found, mask=found < 0))
+    return pd.Series(pd.array(texts, dtype="string"), index=e164.index)
 
 
 def _head(numbers: np.ndarray, length: np.ndarray, digits: int) -> np.ndarray:
@@ -59,10 +63,9 @@ def _head(numbers: np.ndarray, length: np.ndarray, digits: int) -> np.ndarray:
 def _calling_codes(numbers: np.ndarray, length: np.ndarray) -> np.ndarray:
     """Each number's country calling code (0 where none; calling codes are prefix-free)."""
     code = np.zeros(len(numbers), dtype=np.int64)
-    known = np.array(sorted(COUNTRY_CODE_TO_REGION_CODE), dtype=np.int64)
     for digits in (1, 2, 3):
         head = _head(numbers, length, digits)
-        hit = (code == 0) & np.isin(head, known)
+        hit = (code == 0) & _KNOWN_CODES[np.maximum(head, 0)]
         code[hit] = head[hit]
     return code
 
@@ -72,7 +75,7 @@ class _Tables:
 
     def __init__(self) -> None:
         texts = sorted({t for t in map(_zones_text, TIMEZONE_DATA.values()) if t})
-        self.texts = np.array(texts, dtype=object)
+        self.arrow_texts = pa.array(texts, pa.large_string())
         number = {t: i for i, t in enumerate(texts)}
         self.prefixes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for digits in range(1, TIMEZONE_LONGEST_PREFIX + 1):
