@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -101,21 +102,41 @@ literal = st.text(max_size=10).filter(lambda s: not set(s) & set("<>\r"))
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.lists(st.tuples(cells, cells), min_size=1, max_size=8),
+@given(data=st.lists(st.tuples(cells, cells, st.booleans()), min_size=1, max_size=8),
        pieces=st.lists(st.one_of(literal, st.sampled_from(["<< a >>", "<< b >>",
                                                            '<< contact["a"] >>'])),
                        min_size=1, max_size=6))
 def test_column_wise_equals_jinja_row_by_row(data, pieces):
+    """Only the chosen rows (``todo``) are rendered; the others have neither text nor reason,
+    whatever their cells hold (the column path joins them too and masks them after)."""
     source = "".join(pieces)
     template = compile_template(source, "t.txt")
     assert template.parts is not None
-    sheet = frame(a=[a for a, _ in data], b=[b for _, b in data])
-    texts, reasons = render_frame(template, sheet)
+    sheet = frame(a=[a for a, _, _ in data], b=[b for _, b, _ in data])
+    todo = np.array([chosen for _, _, chosen in data])
+    texts, reasons = render_frame(template, sheet, todo if len(data) % 2 else None)
+    todo = todo if len(data) % 2 else np.ones(len(data), bool)
     jinja = _ENV.from_string(source)
-    for (a, b), text, reason in zip(data, texts, reasons, strict=True):
+    for (a, b, _), chosen, text, reason in zip(data, todo, texts, reasons, strict=True):
         needed = {name: value for name, value in (("a", a), ("b", b)) if name in template.columns}
-        if any(v is None for v in needed.values()):
+        if not chosen:
+            assert pd.isna(text) and pd.isna(reason)
+        elif any(v is None for v in needed.values()):
             assert pd.isna(text) and reason.startswith("empty cell")
         else:
             context = {k: v for k, v in (("a", a), ("b", b)) if v is not None}
             assert text == jinja.render({**context, "contact": context})
+            assert pd.isna(reason)
+
+
+def test_the_chosen_rows_of_a_jinja_template_equal_the_column_path():
+    """A template with a statement is rendered row by row, the chosen rows only; its texts
+    and reasons sit at the same rows as the column path's."""
+    sheet = frame(a=["x", None, "ÿ🌸", "z", None], b=["1", "2", None, "4", "5"])
+    todo = np.array([True, True, True, False, False])
+    column_wise = render_frame(compile_template("<< a >>-<< b >>", "t.txt"), sheet, todo)
+    by_row = render_frame(compile_template("<% if true %><< a >>-<< b >><% endif %>", "t.txt"),
+                          sheet, todo)
+    assert by_row[0].tolist() == column_wise[0].tolist() == ["x-1", pd.NA, pd.NA, pd.NA, pd.NA]
+    assert column_wise[1].tolist()[1:3] == ["empty cell in column 'a'", "empty cell in column 'b'"]
+    assert by_row[1].isna().tolist() == column_wise[1].isna().tolist()

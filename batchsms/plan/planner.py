@@ -230,12 +230,11 @@ class Planner:
 
     def _render(self, plan: pd.DataFrame, sheet: pd.DataFrame) -> None:
         todo = plan["reason_code"].isna().to_numpy()
-        plan["text"] = _missing_strings(plan.index)
         if not todo.any():
+            plan["text"] = _missing_strings(plan.index)
             return
-        rows = sheet if todo.all() else sheet[todo]
-        texts, reasons = render_frame(self.template, rows)
-        plan["text"] = _spread(texts, todo, plan.index) if len(rows) < len(plan) else texts
+        texts, reasons = render_frame(self.template, sheet, todo)
+        plan["text"] = texts
         failed = reasons.dropna()
         plan.loc[failed.index, "reason"] = failed
         plan.loc[failed.index, "reason_code"] = failed.map(
@@ -352,15 +351,6 @@ def _labels(which: np.ndarray, labels: tuple[str, str], dtype: str) -> pd.Series
     names = pa.array(labels, pa.large_string())
     return pd.array(pa.DictionaryArray.from_arrays(codes, names).cast(pa.large_string()),
                     dtype=dtype)
-
-
-def _spread(values: pd.Series, where: np.ndarray, index: pd.Index) -> pd.Series:
-    """A string column over `index` holding `values` at the rows of `where`, NA elsewhere
-    (by position: a reindex would hash the index)."""
-    at = np.full(len(index), -1, np.int64)
-    at[where] = np.arange(len(values))
-    taken = pa.array(values.array).take(pa.array(at, mask=at < 0))
-    return pd.Series(pd.array(taken, dtype="string"), index=index)
 
 
 def phone_reason_code(reason: str) -> str:

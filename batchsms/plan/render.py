@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -174,52 +175,90 @@ def _substitution_parts(tree: nodes.Template, names: set[str]) -> tuple[Part, ..
     return tuple(parts)
 
 
-def render_frame(template: Template, frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Render every row of ``frame``: (texts, reasons), both indexed like ``frame``.
+def render_frame(template: Template, frame: pd.DataFrame,
+                 todo: np.ndarray | None = None) -> tuple[pd.Series, pd.Series]:
+    """Render the rows of ``frame`` chosen by the boolean mask ``todo`` (default: every
+    row): (texts, reasons), both indexed like ``frame``; the other rows get NA for both.
 
     A row whose template needs an empty cell, or whose rendering fails, has NA text and a
     reason; the others have NA reason. Raises CampaignError when the template fails (other
-    than for an empty cell) for every row of ``frame``: that is a broken template, not a
-    sheet of bad rows.
+    than for an empty cell) for every chosen row: that is a broken template, not a sheet
+    of bad rows.
     """
+    todo = np.ones(len(frame), dtype=bool) if todo is None else todo
     if template.parts is not None:
-        texts, reasons = _render_columns(template.parts, frame)
-    else:
+        texts, reasons = _render_columns(template.parts, frame, todo)
+    elif todo.all():
         texts, reasons = _render_rows(template, frame)
-    _refuse_if_every_row_fails(template, reasons)
+    else:
+        texts, reasons = _render_rows(template, frame[todo])
+        texts, reasons = _spread(texts, todo, frame.index), _spread(reasons, todo, frame.index)
+    _refuse_if_every_row_fails(template, reasons, todo)
     return texts, reasons
 
 
-def _refuse_if_every_row_fails(template: Template, reasons: pd.Series) -> None:
-    if not len(reasons) or reasons.isna().any():
+def _spread(values: pd.Series, where: np.ndarray, index: pd.Index) -> pd.Series:
+    """A string column over ``index`` holding ``values`` at the rows of ``where``, NA
+    elsewhere (by position: a reindex would hash the index)."""
+    at = np.full(len(index), -1, np.int64)
+    at[where] = np.arange(len(values))
+    taken = pa.array(values.array, pa.large_string()).take(pa.array(at, mask=at < 0))
+    return pd.Series(pd.array(taken, dtype="string"), index=index)
+
+
+def _refuse_if_every_row_fails(template: Template, reasons: pd.Series, todo: np.ndarray) -> None:
+    if not todo.any() or (todo & reasons.isna().to_numpy()).any():
         return
-    failed = ~reasons.str.startswith("empty cell")
+    chosen = reasons[todo]
+    failed = ~chosen.str.startswith("empty cell")
     if failed.all():
-        first = reasons.index[0]
+        first = chosen.index[0]
         raise CampaignError(located(template.origin, None, f"the template fails for every row "
-                                    f"(row {first}: {reasons.iloc[0]})", "Fix the template; "
+                                    f"(row {first}: {chosen.iloc[0]})", "Fix the template; "
                                     "batchsms preview shows what it renders"))
 
 
-def _render_columns(parts: tuple[Part, ...], frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+def _render_columns(parts: tuple[Part, ...], frame: pd.DataFrame,
+                    todo: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    """Whole columns joined, every row of ``frame`` at once (filtering the chosen rows first
+    and spreading their texts back costs more than joining the rest), then the rows that
+    are not chosen or have a reason made NA through the validity bitmap alone."""
+    reasons = pd.Series(pd.array(pa.nulls(len(frame), pa.large_string()), dtype="string"),
+                        index=frame.index)
+    pending = todo.copy()  # chosen rows without a reason yet
     for column in dict.fromkeys(p.column for p in parts if p.column is not None):
-        empty = frame[column].isna() & reasons.isna()
-        reasons[empty] = f"empty cell in column '{column}'"
+        empty = pending & frame[column].isna().to_numpy()
+        if empty.any():
+            reasons[empty] = f"empty cell in column '{column}'"
+            pending &= ~empty
     if all(p.column is None for p in parts):
         constant = "".join(p.literal or "" for p in parts)
-        return pd.Series(constant, index=frame.index, dtype="string"), reasons
-    pieces = [pa.scalar(p.literal, pa.large_string()) if p.column is None
-              else pc.cast(pa.array(frame[p.column]), pa.large_string()) for p in parts]
-    joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
-    text = pd.Series(pd.array(joined, dtype="string"), index=frame.index)
+        joined = pa.repeat(pa.scalar(constant, pa.large_string()), len(frame))
+    else:
+        pieces = [pa.scalar(p.literal, pa.large_string()) if p.column is None
+                  else pc.cast(pa.array(frame[p.column]), pa.large_string()) for p in parts]
+        joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
     most = limits.TEXT_CHARS.int_value()
-    long = pc.fill_null(pc.greater(pc.utf8_length(joined), most), False).to_numpy(
-        zero_copy_only=False) & reasons.isna().to_numpy()
-    if long.any():
-        reasons[long] = _too_long_reason(most)
-    text[reasons.notna()] = pd.NA
-    return text, reasons
+    # A text has at most as many characters as bytes: count characters only when needed.
+    if (pc.max(pc.binary_length(joined)).as_py() or 0) > most:
+        long = pending & pc.fill_null(pc.greater(pc.utf8_length(joined), most),
+                                      False).to_numpy(zero_copy_only=False)
+        if long.any():
+            reasons[long] = _too_long_reason(most)
+            pending &= ~long
+    return pd.Series(pd.array(_only(joined, pending), dtype="string"), index=frame.index), reasons
+
+
+def _only(texts: pa.LargeStringArray, keep: np.ndarray) -> pa.LargeStringArray:
+    """``texts`` with every row outside ``keep`` null (rows inside it must be valid): the
+    same data and offsets under a new validity bitmap, nothing copied."""
+    if keep.all():
+        return texts
+    if texts.offset:  # never for a fresh join; the general way then
+        return pc.if_else(pa.array(keep), texts, pa.scalar(None, pa.large_string()))
+    validity = pa.array(keep).buffers()[1]
+    return pa.LargeStringArray.from_buffers(len(texts), texts.buffers()[1], texts.buffers()[2],
+                                            validity)
 
 
 def _too_long_reason(most: int) -> str:
