@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from batchsms.plan import phone_columns
 from batchsms.plan.phone_columns import normalize
-from batchsms.plan.phones import Normalized, normalize_one
+from batchsms.plan.phones import TEXT_ESCAPES, Normalized, normalize_one
 
 FR_FIXED = phonenumbers.example_number_for_type("FR", PhoneNumberType.FIXED_LINE)
 DK_TOLL_FREE = phonenumbers.example_number_for_type("DK", PhoneNumberType.TOLL_FREE)
@@ -263,3 +264,17 @@ def test_the_reference_does_not_import_the_column_path() -> None:
 
     assert "batchsms.plan.phones" in imported(phone_columns)
     assert not {"phone_columns", "batchsms.plan.phone_columns"} & imported(phones)
+
+
+@pytest.mark.parametrize("cells", [
+    ["+45 20 12 34 56", "20123456"],  # no escape anywhere: the regex replace is skipped
+    ["'+45 20 12 34 56", " '20123456", "it's 20123456", "+45 20 12 34 57"],
+    ['="+4520123456"', ' ="20123456" ', '="x', "20123457"],
+    ["'+45 20 12 34 56", '="+4520123457"', "'=\"20123458\"", "20123459"],
+])
+def test_escaped_cells_equal_the_reference_with_and_without_escapes(cells: list[str]) -> None:
+    """A column holding no escape's mark skips the replace; the outcome is the reference's."""
+    assert all(mark in pattern for (pattern, _), mark in zip(
+        TEXT_ESCAPES, phone_columns._ESCAPE_MARKS, strict=True))
+    expected = [normalize_one(cell, "DK", None) for cell in cells]
+    assert _rows(normalize(pd.Series(cells, dtype="str"), "DK")) == expected
