@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchsms.errors import BatchsmsWarning, CampaignError
+from batchsms.plan import sheet_encoding
 from batchsms.plan.campaign import ContactsConfig
 from batchsms.plan.contacts import PROBLEMS, TEXT, read_columns, read_contacts, read_suppression
 
@@ -451,3 +452,25 @@ def test_suppression_without_header(tmp_path: Path) -> None:
 def test_suppression_xlsx_numbers(tmp_path: Path) -> None:
     path = workbook(tmp_path / "s.xlsx", {"S": [[4512345678], [None], ["+4587654321"]]})
     assert read_suppression(path).to_dict() == {1: "4512345678", 3: "+4587654321"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(st.sampled_from(['a', '"', "\n", ",", "ø", "€", "🌸", "\u200d"]), max_size=40),
+       bad=st.sampled_from([b"", b"\xff", b"\xe2\x82", b"\xed\xa0\x80", b"\xc3"]),
+       at=st.integers(0, 40), block=st.integers(1, 9))
+def test_whole_file_scan_by_blocks_equals_the_decoder(text: str, bad: bytes, at: int,
+                                                      block: int) -> None:
+    """Arrow's UTF-8 check, block by block (characters cut at every boundary), says what
+    Python's decoder says of the whole file: valid or not, and the count of quotes."""
+    data = text.encode()[:at] + bad + text.encode()[at:]
+    try:
+        data.decode("utf-8")
+        expected: int | None = data.count(b'"')
+    except UnicodeDecodeError:
+        expected = None
+    original = sheet_encoding._SCAN
+    sheet_encoding._SCAN = block
+    try:
+        assert sheet_encoding._utf8_quotes(io.BufferedReader(io.BytesIO(data))) == expected
+    finally:
+        sheet_encoding._SCAN = original

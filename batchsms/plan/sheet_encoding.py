@@ -120,6 +120,8 @@ def _checked(where: _Where, f: io.BufferedReader, head: bytes, explicit: str,
 
 
 def _scan(where: _Where, f: io.BufferedReader, limit: int | None) -> Encoding:
+    if limit is None and (quotes := _utf8_quotes(f)) is not None:
+        return Encoding("utf-8-sig", quotes % 2 == 1)
     decoder = codecs.getincrementaldecoder("utf-8")()
     quotes = offset = 0
     bad: int | None = None
@@ -145,6 +147,42 @@ def _scan(where: _Where, f: io.BufferedReader, limit: int | None) -> Encoding:
             _warn_mixed(where, f, bad)
         return Encoding(MIXED, odd)
     return Encoding("latin-1" if _has_cp1252_holes(f, limit) else "cp1252", odd)
+
+
+def _utf8_quotes(f: io.BufferedReader) -> int | None:
+    """The whole file's double quotes if it is valid UTF-8, else None (then the decoder
+    finds where it is not). Arrow validates without building the text Python's decoder
+    builds: a quarter of the time on a million rows, before the first row can be read."""
+    import numpy as np
+    import pyarrow as pa
+
+    quotes = 0
+    carry = b""  # a character cut at the end of the previous block
+    for block in _blocks(f, None):
+        quotes += block.count(b'"')
+        if carry or not block.isascii():
+            data = carry + block
+            cut = _complete(data)
+            carry = data[cut:]
+            whole = pa.LargeStringArray.from_buffers(
+                1, pa.py_buffer(np.array([0, cut], np.int64)), pa.py_buffer(data))
+            try:
+                whole.validate(full=True)
+            except pa.ArrowInvalid:
+                return None
+    return None if carry else quotes
+
+
+def _complete(data: bytes) -> int:
+    """Where the last whole UTF-8 sequence of ``data`` ends (a cut one is left after it)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return len(data)
+        if byte >= 0xC0:
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) if back >= need else len(data) - back
+    return len(data)
 
 
 def _mostly_utf8(f: io.BufferedReader, limit: int | None) -> bool:
