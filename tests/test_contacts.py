@@ -255,6 +255,15 @@ def test_tiny_chunks_equal_one_chunk(tmp_path: Path) -> None:
     assert pd.concat(chunks).equals(read(path))
 
 
+def test_ramped_chunks_double_up_to_chunk_rows_and_equal_one_chunk(tmp_path: Path) -> None:
+    """A pipeline starts on a small first chunk: 2, 4, 8, then 10 rows at a time."""
+    text = "name,phone\n" + "".join(f"n{i},{i}\n" if i % 7 else "\n" for i in range(100))
+    path = write(tmp_path, "c.csv", text)
+    chunks = list(read_contacts(ContactsConfig(path=path), chunk_rows=10, first_rows=2))
+    assert [len(chunk) for chunk in chunks] == [2, 4, 8, *[10] * 7, 1]  # 85 rows
+    assert pd.concat(chunks).equals(read(path))
+
+
 # -- XLSX ---------------------------------------------------------------------------------
 
 

@@ -89,8 +89,11 @@ class _Sheet:
 
 
 def read_contacts(config: ContactsConfig, source: Path | None = None,
-                  chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
-    """Stream the contact sheet as DataFrames of at most ``chunk_rows`` rows each.
+                  chunk_rows: int = 250_000, first_rows: int | None = None
+                  ) -> Iterator[pd.DataFrame]:
+    """Stream the contact sheet as DataFrames of at most ``chunk_rows`` rows each; with
+    ``first_rows``, the first has that many rows and the next ones twice as many as the
+    one before, up to ``chunk_rows`` (a pipeline's first stage can start sooner).
 
     Columns are the sheet's named headers in order, as ``TEXT`` (pandas string dtype),
     stripped, with empty cells as NA; the index, named "row", holds spreadsheet row numbers.
@@ -108,7 +111,7 @@ def read_contacts(config: ContactsConfig, source: Path | None = None,
     width = _usual_width(sheet, header_row, len(names))
     names += [""] * (width - len(names))
     pieces = _pieces(sheet, header_row, width)
-    return _frames(sheet, header_row, names, _rechunk(pieces, chunk_rows))
+    return _frames(sheet, header_row, names, _rechunk(pieces, chunk_rows, first_rows))
 
 
 def read_columns(config: ContactsConfig, source: Path | None = None) -> list[str]:
@@ -347,7 +350,10 @@ def _clean(table: pa.Table, numbers: np.ndarray, problems: dict[int, str]) -> _P
     return table.filter(keep), numbers[keep], problems
 
 
-def _rechunk(pieces: Iterable[_Piece], size: int) -> Iterator[_Piece]:
+def _rechunk(pieces: Iterable[_Piece], size: int, first: int | None = None) -> Iterator[_Piece]:
+    """Pieces of ``size`` rows (the last may be shorter); with ``first``, the first piece
+    has ``first`` rows and each next one twice as many, up to ``size``."""
+    step = min(first or size, size)
     tables: list[pa.Table] = []
     numbers: list[np.ndarray] = []
     problems: dict[int, str] = {}
@@ -357,15 +363,18 @@ def _rechunk(pieces: Iterable[_Piece], size: int) -> Iterator[_Piece]:
         numbers.append(rows)
         problems.update(odd)
         held += len(rows)
-        if held < size:
+        if held < step:
             continue
         table, rows = pa.concat_tables(tables), np.concatenate(numbers)
-        for start in range(0, held - size + 1, size):
-            part = rows[start:start + size]
+        start = 0
+        while held - start >= step:
+            part = rows[start:start + step]
             mine = {k: problems.pop(k) for k in [k for k in problems if k <= part[-1]]}
-            yield table.slice(start, size), part, mine
-        held -= start + size
-        tables, numbers = [table.slice(start + size)], [rows[start + size:]]
+            yield table.slice(start, step), part, mine
+            start += step
+            step = min(2 * step, size)
+        held -= start
+        tables, numbers = [table.slice(start)], [rows[start:]]
     if held:
         yield pa.concat_tables(tables), np.concatenate(numbers), problems
 

@@ -164,8 +164,10 @@ class Planner:
     def chunks(self) -> Iterator[PlanChunk]:
         """The plan, in sheet order, one chunk at a time."""
         first_seen = FirstSeen()
+        # Small chunks first, so that planning starts before a whole chunk is read.
         sheets = contacts.read_contacts(self.campaign.contacts, self.campaign.source,
-                                        chunk_rows=self.chunk_rows)
+                                        chunk_rows=self.chunk_rows,
+                                        first_rows=max(self.chunk_rows // 8, 1))
         # The next chunk is read and its numbers normalised on a second thread meanwhile.
         for sheet, numbers in prefetch((sheet, self._numbers(sheet)) for sheet in sheets):
             yield PlanChunk(self._plan(sheet, first_seen, numbers), sheet)
