@@ -27,6 +27,7 @@ from batchsms.display import iso
 from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
+from batchsms.plan.prefetch import prefetch
 from batchsms.report.csvfile import neutralise
 from batchsms.report.xlsxfile import MAX_ROWS as XLSX_MAX_ROWS
 from batchsms.report.xlsxfile import XlsxTable
@@ -90,8 +91,8 @@ def _write_results(campaign: Campaign, journal: Journal, folder: Path, chunk_row
     csv_path, xlsx_path = folder / "results.csv", folder / "results.xlsx"
     with _CsvOut(csv_path) as csv_out, XlsxTable(xlsx_path, "Results", total,
                                                   _kind) as xlsx_out:
-        for chunk in journal.results(chunk_rows):
-            table = _present(chunk)
+        # the next chunk is read from the journal on another thread meanwhile
+        for table in prefetch(_present(chunk) for chunk in journal.results(chunk_rows)):
             tally.add(table)
             csv_out.write(table)
             xlsx_out.write(table)
