@@ -270,16 +270,20 @@ def test_double_ctrl_c_aborts_and_reports_in_flight_as_unknown(
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert "Aborting" in err
+    assert "Aborting" in err and "results files were not rewritten" in err
     in_flight = set(campaign.received())
     assert len(in_flight) == 4
-    results = campaign.results()
-    unknown = {n for n, row in results.items() if row["status"] == "unknown"}
-    assert unknown == in_flight
-    assert campaign.status()["unknown"] == 4
+    # out at once: the journal says it all, the results files are not written but marked
+    status = campaign.status()
+    assert status["unknown"] == 4 and status["results_stale"] is True
+    assert (campaign.folder / "results-stale.txt").is_file()
+    assert not (campaign.folder / "results.csv").exists()
+    assert not list(campaign.folder.glob(".*.partial"))
 
     done = campaign.send()
     assert done.returncode == 1, done.stderr  # finished, with unknown outcomes
+    assert not (campaign.folder / "results-stale.txt").exists()
+    assert campaign.status()["results_stale"] is False
     results = assert_each_sent_once(campaign)
     assert {n for n, row in results.items() if row["status"] == "unknown"} == in_flight
     assert set(campaign.received()) == set(campaign.numbers)

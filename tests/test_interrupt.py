@@ -155,3 +155,30 @@ def test_send_says_it_is_writing_results(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Writing results…" in done.stderr
     assert (tmp_path / "reports" / "demo" / "results.csv").is_file()
+
+
+def test_ctrl_c_while_results_are_written_exits_at_once_and_marks_them_stale(
+        tmp_path: Path) -> None:
+    # A real process: the handler must end it even where a KeyboardInterrupt would be
+    # swallowed (this one arrives while the process sleeps inside the guarded block).
+    import subprocess
+    import sys
+
+    from batchsms.report.stale import MARK, mark_stale
+
+    mark_stale(tmp_path)
+    (tmp_path / ".results.xlsx.partial").write_bytes(b"half a workbook")
+    (tmp_path / "results.csv").write_text("row\n2\n", encoding="utf-8")  # an older one
+    code = ("import os, signal, sys, time\n"
+            "from pathlib import Path\n"
+            "from batchsms.cli.commands import _interrupt_exits_at_once\n"
+            "with _interrupt_exits_at_once(Path(sys.argv[1])):\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(60)\n"
+            "print('the guard let the run go on')\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert "the guard let the run go on" not in done.stdout
+    assert MARK in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MARK, "results.csv"]

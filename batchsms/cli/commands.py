@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -246,22 +248,60 @@ def _run(prepared: Any, wait: bool) -> Any:
         progress.close()
 
 
+@contextlib.contextmanager
+def _interrupt_exits_at_once(folder: Path) -> Iterator[None]:
+    """While results are written, Ctrl-C exits at once (130): the journal is consistent at
+    every instant, the stale mark stays, half-written files go. Done in the handler itself:
+    a KeyboardInterrupt raised into library code can be swallowed (a ``__del__``)."""
+    import signal
+
+    from batchsms.report.stale import MARK, drop_partial_files
+
+    def stop(*_: object) -> None:
+        drop_partial_files(folder)
+        _echo(f"Aborted while writing the results files ({MARK} says they are stale); the "
+              "journal records every message. Run the same command again to rewrite them.",
+              err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(ExitCode.INTERRUPTED)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # a library caller's thread: signals are not ours to take
+        return
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _finish(prepared: Any, result: Any) -> int:
     from batchsms.cli.summary import send_outcome
     from batchsms.report.html import SendView, write_report
     from batchsms.report.results import write_results
+    from batchsms.report.stale import MARK, clear_stale, mark_stale
 
+    mark_stale(prepared.folder)  # until every file below is written
+    if result is not None and result.aborted:  # a second Ctrl-C: out at once
+        prepared.close()
+        _echo(f"Aborted. The results files were not rewritten ({MARK} says so); the journal "
+              "records every message. Run the same send command again: it resumes and "
+              "rewrites them.", err=True)
+        return ExitCode.INTERRUPTED
     # Said before the wait, so that a Ctrl-C that stopped the run is not met by silence.
     click.echo("Writing results…", err=True)
     try:
-        files = write_results(prepared.campaign, prepared.journal, prepared.folder,
-                              on_progress=_results_progress())
-        waiting = prepared.waiting(time.time()) if result is not None else None
-        write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
-                     SendView(files.summary_data, files.failures, files.timeline,
-                              files.unknowns))
+        with _interrupt_exits_at_once(prepared.folder):
+            files = write_results(prepared.campaign, prepared.journal, prepared.folder,
+                                  on_progress=_results_progress())
+            waiting = prepared.waiting(time.time()) if result is not None else None
+            write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
+                         SendView(files.summary_data, files.failures, files.timeline,
+                                  files.unknowns))
     finally:
         prepared.close()
+    clear_stale(prepared.folder)
     _echo(send_outcome(files.summary_data, files, result))
     if result is not None and result.interrupted:
         return ExitCode.INTERRUPTED
@@ -299,15 +339,20 @@ def track_command(campaign: Path, as_json: bool, wait: bool, max_wait: float,
     import asyncio
 
     from batchsms.report.results import write_results
+    from batchsms.report.stale import clear_stale, mark_stale
     from batchsms.send.journal import Journal
     from batchsms.send.tracking import track
 
     result = asyncio.run(track(campaign, reports, wait=wait, max_wait=max_wait))
+    folder = result.journal_path.parent
+    mark_stale(folder)
     journal = Journal.open(result.journal_path, readonly=True)
     try:
-        files = write_results(result.campaign, journal, result.journal_path.parent)
+        with _interrupt_exits_at_once(folder):
+            files = write_results(result.campaign, journal, folder)
     finally:
         journal.close()
+    clear_stale(folder)
     data = {"campaign": result.campaign.name, "asked": result.asked,
             "confirmed": result.confirmed, "still_unknown": result.still_unknown,
             "deliveries": result.deliveries, "resolved": result.resolved,
@@ -332,13 +377,18 @@ def status_command(campaign: Path, as_json: bool, reports: Path) -> int:
     Example: batchsms status campaigns/spring-sale.yaml
     """
     from batchsms.cli.summary import status_dict, status_text
+    from batchsms.report.stale import MARK, is_stale
     from batchsms.send.status import campaign_status
 
     status = campaign_status(campaign, reports)
+    stale = is_stale(status.journal_path.parent)
     if as_json:
-        _print_json(status_dict(status))
+        _print_json({**status_dict(status), "results_stale": stale})
     else:
         _echo(status_text(status))
+        if stale:
+            _echo(f"  the results files are older than the journal ({MARK}): the next send "
+                  "or track rewrites them")
     return ExitCode.OK
 
 

@@ -27,8 +27,10 @@ from batchsms.display import iso
 from batchsms.errors import BatchsmsError, ExitCode
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
+from batchsms.plan.prefetch import prefetch
 from batchsms.report.csvfile import neutralise
-from batchsms.report.escape import escape_controls, has_controls
+from batchsms.report.xlsxfile import MAX_ROWS as XLSX_MAX_ROWS
+from batchsms.report.xlsxfile import XlsxTable
 from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
 
 RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
@@ -38,7 +40,6 @@ RESULT_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "r
                   "delivered_at", "text"]
 NUMBERS = {"row", "segments", "reported_segments", "attempts"}
 MONEY = {"price", "cost", "reported_cost"}
-XLSX_MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
 MAX_LISTED = 100
 IN_DOUBT = "not confirmed yet: the next run asks the provider"
 RETRY_MARK = "batchsms_outcome"
@@ -88,9 +89,10 @@ def _write_results(campaign: Campaign, journal: Journal, folder: Path, chunk_row
     tally = _Tally()
     total = journal.rows()
     csv_path, xlsx_path = folder / "results.csv", folder / "results.xlsx"
-    with _CsvOut(csv_path) as csv_out, _XlsxOut(xlsx_path, "Results") as xlsx_out:
-        for chunk in journal.results(chunk_rows):
-            table = _present(chunk)
+    with _CsvOut(csv_path) as csv_out, XlsxTable(xlsx_path, "Results", total,
+                                                  _kind) as xlsx_out:
+        # the next chunk is read from the journal on another thread meanwhile
+        for table in prefetch(_present(chunk) for chunk in journal.results(chunk_rows)):
             tally.add(table)
             csv_out.write(table)
             xlsx_out.write(table)
@@ -106,6 +108,15 @@ def _write_results(campaign: Campaign, journal: Journal, folder: Path, chunk_row
     return ResultFiles(csv_path, xlsx_path if xlsx_out.complete else None, summary_path, retry,
                        summary, tally.failures, timeline(journal), tally.unknowns, retry_csv,
                        note)
+
+
+def _kind(column: str) -> str:
+    """How results.xlsx shows a column."""
+    if column in NUMBERS:
+        return "number"
+    if column in MONEY:
+        return "money"
+    return "time" if column in ("sent_at", "delivered_at") else "text"
 
 
 def _present(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -144,46 +155,52 @@ class _Tally:
     estimated_sent: Decimal = Decimal(0)
 
     def add(self, table: pd.DataFrame) -> None:
+        # Whole columns, counted by distinct value: the Python work grows with the number
+        # of distinct prices, countries and reasons, not with the rows.
         self.rows += len(table)
-        self.status.update(table["status"].value_counts().to_dict())
-        sent = table["status"] == SENT
+        status = table["status"]
+        self.status.update(_counts(status))
+        sent = status == SENT
         self.segments_sent += int(table.loc[sent, "segments"].fillna(0).sum())
-        went_out = table[table["status"].isin([SENT, UNKNOWN])]
-        for currency, cost, country in zip(went_out["currency"], went_out["cost"],
-                                           went_out["country"], strict=True):
-            _add(self.estimated, currency, Decimal(cost))
-            group = self.by_country.setdefault(country or "unknown", {"cost": Decimal(0)})
-            group["cost"] += Decimal(cost)
-        for country, state in zip(table["country"], table["status"], strict=True):
-            if state != "skipped":
-                group = self.by_country.setdefault(country or "unknown", {"cost": Decimal(0)})
-                group[state] = group.get(state, 0) + 1
+        went_out = table[status.isin([SENT, UNKNOWN])]
+        for (currency, country, cost), n in _groups(went_out, ["currency", "country", "cost"]):
+            amount = Decimal(cost) * n
+            _add(self.estimated, currency, amount)
+            self._country(country)["cost"] += amount
+        for (country, state), n in _groups(table[status != "skipped"], ["country", "status"]):
+            group = self._country(country)
+            group[state] = group.get(state, 0) + n
         reported = table[sent & table["reported_cost"].notna()]
-        for currency, cost in zip(reported["reported_currency"], reported["reported_cost"],
-                                  strict=True):
-            _add(self.reported, currency or "?", Decimal(cost))
+        for (currency, cost), n in _groups(reported, ["reported_currency", "reported_cost"]):
+            _add(self.reported, currency or "?", Decimal(cost) * n)
         self._add_rows(table)
         self._add_delivery(table[sent])
 
+    def _country(self, country: str) -> dict[str, Any]:
+        return self.by_country.setdefault(country or "unknown", {"cost": Decimal(0)})
+
     def _add_delivery(self, sent: pd.DataFrame) -> None:
-        delivery = sent["delivery"].fillna("not tracked")
-        self.delivery.update(delivery)
-        for country, state in zip(sent["country"], delivery, strict=True):
-            self.delivery_by_country.setdefault(country or "unknown", Counter())[state] += 1
-        lost = sent[delivery.isin(["undelivered", "expired"])]
-        self.undelivered_by_reason.update(lost["delivery_reason"].fillna("no reason given"))
-        self.estimated_sent += sum((Decimal(c) for c in sent["cost"]), Decimal(0))
+        sent = sent.assign(delivery=sent["delivery"].fillna("not tracked"))
+        self.delivery.update(_counts(sent["delivery"]))
+        for (country, state), n in _groups(sent, ["country", "delivery"]):
+            self.delivery_by_country.setdefault(country or "unknown", Counter())[state] += n
+        lost = sent[sent["delivery"].isin(["undelivered", "expired"])]
+        self.undelivered_by_reason.update(_counts(lost["delivery_reason"].fillna(
+            "no reason given")))
+        for (cost,), n in _groups(sent, ["cost"]):
+            self.estimated_sent += Decimal(cost) * n
 
     def _add_rows(self, table: pd.DataFrame) -> None:
         failed = table[table["status"] == FAILED]
-        self.failures_by_reason.update(failed["error"].fillna("unknown reason"))
+        self.failures_by_reason.update(_counts(failed["error"].fillna("unknown reason")))
         skipped = table[table["status"] == "skipped"]
-        self.skipped_by_reason.update(skipped["reason_code"].fillna("other"))
+        self.skipped_by_reason.update(_counts(skipped["reason_code"].fillna("other")))
         for name, rows in (("failures", failed), ("unknowns", table[table["status"] == UNKNOWN])):
             listed: list[dict[str, Any]] = getattr(self, name)
-            for row, e164, error in zip(rows["row"], rows["e164"], rows["error"], strict=True):
-                if len(listed) < MAX_LISTED:
-                    listed.append({"row": int(row), "e164": e164, "error": error})
+            rows = rows.head(MAX_LISTED - len(listed))
+            listed += [{"row": int(row), "e164": e164, "error": error}
+                       for row, e164, error in zip(rows["row"], rows["e164"], rows["error"],
+                                                   strict=True)]
         again = table[table["status"].isin([FAILED, UNKNOWN])]
         self.retry += list(zip(again["row"].astype(int), again["phone"], again["status"],
                                strict=True))
@@ -233,6 +250,21 @@ class _Tally:
         }
 
 
+def _counts(column: pd.Series) -> dict[str, int]:
+    """How many times each value occurs (NA not counted)."""
+    return {k: int(n) for k, n in column.value_counts().items()}
+
+
+def _groups(frame: pd.DataFrame, columns: list[str]) -> list[tuple[tuple[Any, ...], int]]:
+    """Each distinct combination of ``columns``' values (NA as None) and its count."""
+    if frame.empty:
+        return []
+    keys = frame[columns].astype(object).where(frame[columns].notna(), None)
+    sizes = keys.groupby(columns, dropna=False, sort=False).size()
+    keyed = ((k if isinstance(k, tuple) else (k,), n) for k, n in sizes.items())
+    return [(tuple(None if pd.isna(v) else v for v in key), int(n)) for key, n in keyed]
+
+
 def _add(totals: dict[str, Decimal], key: str, amount: Decimal) -> None:
     totals[key] = totals.get(key, Decimal(0)) + amount
 
@@ -259,7 +291,7 @@ def _write_retry(campaign: Campaign, retry: list[tuple[int, str | None, str]],
     """The failed and unknown recipients in the sheet's own columns, plus their outcome."""
     frame = _sheet_rows(campaign, retry)
     xlsx_path, csv_path = folder / "retry.xlsx", folder / "retry.csv"
-    with _XlsxOut(xlsx_path, "Retry", all_text=True) as out:
+    with XlsxTable(xlsx_path, "Retry", len(frame)) as out:
         out.write(frame)
     with _CsvOut(csv_path) as csv_out:
         csv_out.write(frame)
@@ -328,123 +360,6 @@ class _CsvOut:
             self.partial.replace(self.path)
         else:
             self.partial.unlink(missing_ok=True)
-
-
-class _XlsxOut:
-    """An XLSX written row by row in constant memory (xlsxwriter): bold frozen header,
-    autofilter, sized columns, numbers as numbers, money with its decimals, times as
-    date-times, text as text cells (never formulas)."""
-
-    def __init__(self, path: Path, sheet: str, all_text: bool = False) -> None:
-        import xlsxwriter  # only results need it
-
-        self.path = path
-        self.partial = path.with_name(f".{path.name}.partial")
-        self.book = xlsxwriter.Workbook(str(self.partial), {
-            "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-            "strings_to_numbers": False})
-        self.sheet = self.book.add_worksheet(sheet)
-        self.all_text = all_text
-        self.header = self.book.add_format({"bold": True, "font_color": "#FFFFFF",
-                                            "bg_color": "#305496", "align": "center"})
-        self.money = self.book.add_format({"num_format": "0.00####"})
-        self.when = self.book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-        self.columns: list[str] = []
-        self.row = 0
-        self.complete = True
-
-    def __enter__(self) -> _XlsxOut:
-        return self
-
-    def write(self, frame: pd.DataFrame) -> None:
-        if not self.columns:
-            self._start(frame)
-        if self.row + len(frame) > XLSX_MAX_ROWS:
-            self.complete = False
-            return
-        # Each column converted once, as a whole (not cell by cell): xlsxwriter's own
-        # per-cell work is then most of the time.
-        columns = [self._values(frame[name], self._kind(name)) for name in self.columns]
-        writers = [self._writer(self._kind(name)) for name in self.columns]
-        pairs = list(enumerate(writers))
-        for values in zip(*columns, strict=True):
-            self.row += 1
-            for (col, write), value in zip(pairs, values, strict=True):
-                if value is not None:
-                    write(self.row, col, value)
-
-    def _values(self, column: pd.Series, kind: str) -> list[Any]:
-        if kind == "number":
-            return column.astype("Int64").to_numpy(dtype=object, na_value=None).tolist()
-        if kind == "money":
-            floats = pd.to_numeric(column, errors="coerce").astype("float64")
-            return [None if v != v else v for v in floats.tolist()]  # NaN → empty
-        if kind == "time":
-            stamps = pd.to_datetime(column, format="%Y-%m-%dT%H:%M:%SZ", utc=True)
-            return [None if s is pd.NaT else s.replace(tzinfo=None)
-                    for s in stamps.dt.to_pydatetime().tolist()]
-        texts = column.astype("string").to_numpy(dtype=object, na_value=None).tolist()
-        # control characters shown as <U+001B>: a spreadsheet would hide them, and
-        # xlsxwriter's own _x001B_ escape is not read back by every reader (openpyxl)
-        if has_controls("".join(v for v in texts if v is not None)):
-            texts = [None if v is None else escape_controls(v) for v in texts]
-        return texts
-
-    def _writer(self, kind: str) -> Any:
-        sheet = self.sheet
-        if kind == "number":
-            return sheet.write_number
-        if kind == "money":
-            return lambda row, col, value: sheet.write_number(row, col, value, self.money)
-        if kind == "time":
-            return lambda row, col, value: sheet.write_datetime(row, col, value, self.when)
-        return sheet.write_string
-
-    def _start(self, frame: pd.DataFrame) -> None:
-        self.columns = list(frame.columns)
-        for col, name in enumerate(self.columns):
-            sample = frame[name].head(1000).dropna().astype(str)
-            width = max(len(name), int(sample.str.len().max()) if len(sample) else 0, 8)
-            self.sheet.set_column(col, col, min(width, 60) + 2)
-            self.sheet.write_string(0, col, name, self.header)
-        self.sheet.freeze_panes(1, 0)
-
-    def _kind(self, column: str) -> str:
-        if self.all_text:
-            return "text"
-        if column in NUMBERS:
-            return "number"
-        if column in MONEY:
-            return "money"
-        return "time" if column in ("sent_at", "delivered_at") else "text"
-
-    def __exit__(self, kind: object, *rest: object) -> None:
-        if self.columns:
-            self.sheet.autofilter(0, 0, max(self.row, 1), len(self.columns) - 1)
-        from xlsxwriter.exceptions import FileCreateError
-
-        try:
-            self.book.close()
-        except (FileCreateError, OSError) as error:  # FileCreateError wraps the OSError
-            self._discard()
-            raise OSError(str(error)) from None
-        if kind is None and self.complete:
-            self.partial.replace(self.path)
-        else:
-            self.partial.unlink(missing_ok=True)
-            if kind is None:
-                self.path.unlink(missing_ok=True)  # an old, smaller one would mislead
-
-
-    def _discard(self) -> None:
-        """After a failed close (disk full): xlsxwriter leaves each sheet's row file open
-        in the temp folder, and a partial file in ours."""
-        for sheet in self.book.worksheets():
-            handle = getattr(sheet, "row_data_fh", None)
-            if handle is not None and not handle.closed:
-                handle.close()
-                Path(sheet.row_data_filename).unlink(missing_ok=True)
-        self.partial.unlink(missing_ok=True)
 
 
 def _atomic_text(path: Path, text: str) -> None:

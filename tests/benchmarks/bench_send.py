@@ -238,8 +238,9 @@ def journal_only(folder: Path, provider: str, rows: int, concurrency: int) -> Me
     journal = Journal.open(folder / f"journal-only-{provider}.sqlite")
     recipients = [Recipient(m.to, m.key, m.text) for m in messages(rows)]
     with journal.transaction() as db:
-        db.executemany("INSERT INTO recipients (e164, row, text, segments, cost, state) "
-                       "VALUES (?, ?, ?, 1, 79, 'pending')",
+        db.executemany("INSERT INTO recipients (e164, row, text, segments, price, cost, "
+                       "currency, state) VALUES (?, ?, ?, 1, '0.0079', '0.0079', 'USD', "
+                       "'pending')",
                        ((r.e164, r.row, r.text) for r in recipients))
     group = PROVIDERS[provider].rules.recipients_per_request * concurrency
     result = Result(0, Outcome.SENT, message_id="x" * 36, status="sent_pending", segments=1)
@@ -283,7 +284,7 @@ def profile(campaign: Path, reports: Path, top: int) -> None:
     cProfile sees the event loop's thread only: the journal's commits run on their own
     thread and appear as the time the loop waits for them.
     """
-    prepared = prepare_send(campaign, reports)
+    prepared = prepare_send(campaign, reports, environ={**os.environ, **CREDENTIALS})
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()

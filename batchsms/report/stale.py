@@ -1,0 +1,49 @@
+"""The mark a report folder carries while its results files are older than its journal.
+
+Results are rewritten from the journal after every send and ``track``. The mark is
+written before that starts and removed once every file is written, so a run stopped in
+between (a second Ctrl-C, a kill, a full disk) leaves it behind: the folder then says, to
+a person and to ``batchsms status``, that its results files are stale and which command
+rewrites them. The journal itself is always current. No heavy imports: ``status`` reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+MARK = "results-stale.txt"
+_TEXT = """\
+The results files in this folder (results.csv, results.xlsx, summary.json, retry.xlsx,
+retry.csv, report.html) may be older than the campaign's journal (journal.sqlite): the
+last run stopped before it had rewritten them. Nothing was lost: the journal records every
+message.
+
+To rewrite them, run the same `batchsms send` command again (it resumes, and rewrites the
+results even when nothing is left to send), or `batchsms track` for the campaign.
+"""
+
+
+def mark_stale(folder: Path) -> None:
+    """Mark ``folder``'s results as stale (before rewriting them). A folder that cannot be
+    written is left as it is: writing the results will say why."""
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MARK).write_text(_TEXT, encoding="utf-8")
+
+
+def clear_stale(folder: Path) -> None:
+    """The results are current again."""
+    with contextlib.suppress(OSError):
+        (folder / MARK).unlink(missing_ok=True)
+
+
+def is_stale(folder: Path) -> bool:
+    return (folder / MARK).is_file()
+
+
+def drop_partial_files(folder: Path) -> None:
+    """Remove the half-written results files (``.NAME.partial``) of a run stopped at once."""
+    for partial in folder.glob(".*.partial"):
+        with contextlib.suppress(OSError):
+            partial.unlink()
