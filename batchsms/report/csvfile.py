@@ -67,14 +67,14 @@ def neutralise(column: pa.Array) -> pa.Array:
 def _iso_utc(seconds: pd.Series) -> pd.Series:
     """Epoch seconds as ISO 8601 UTC text (``2026-12-01T08:00:00Z``); NaN stays empty.
 
-    Formatted once per distinct instant (most rows share "now"), with numpy.
+    Formatted once per distinct instant (most rows share "now"), with numpy, and taken
+    by Arrow (a numpy object column costs ten times more to turn into text).
     """
     codes, distinct = pd.factorize(seconds)
     whole = np.floor(np.asarray(distinct, dtype=np.float64)).astype(np.int64)
-    texts = np.char.add(np.datetime_as_string(whole.astype("datetime64[s]"), unit="s"),
-                        "Z").astype(object)
-    found = texts[np.maximum(codes, 0)] if len(texts) else np.full(len(codes), None)
-    return pd.Series(np.where(codes >= 0, found, None), index=seconds.index, dtype="string")
+    texts = np.char.add(np.datetime_as_string(whole.astype("datetime64[s]"), unit="s"), "Z")
+    taken = pa.array(texts.tolist(), pa.large_string()).take(pa.array(codes, mask=codes < 0))
+    return pd.Series(pd.array(taken, dtype="string"), index=seconds.index)
 
 
 class DryRunCsv:
@@ -102,8 +102,11 @@ class DryRunCsv:
 
     def write(self, plan: pd.DataFrame) -> None:
         frame = plan.reset_index()
-        frame["cost"] = self.prices.format_column(frame["cost"].fillna(0))
-        frame.loc[plan["cost"].isna().to_numpy(), "cost"] = pd.NA
+        cost = self.prices.format_column(frame["cost"].fillna(0))
+        free = pa.array(plan["cost"].isna().to_numpy())  # skipped rows: no cost at all
+        frame["cost"] = pd.Series(pd.array(pc.if_else(free, pa.scalar(None, pa.large_string()),
+                                                      pa.array(cost.array, pa.large_string())),
+                                           dtype="string"), index=frame.index)
         frame["window_opens"] = _iso_utc(frame["window_opens"])
         table = pa.Table.from_pandas(frame[self.columns], schema=self.schema, preserve_index=False)
         self._wait()
