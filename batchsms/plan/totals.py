@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchsms.display import iso
 from batchsms.plan.planner import OK
@@ -45,13 +47,13 @@ class WindowTotals:
     by_hour: Counter[int] = field(default_factory=Counter)  # hour (epoch s) → openings
     zones: Counter[str] = field(default_factory=Counter)
 
-    def add(self, ok: pd.DataFrame, now: float | None) -> None:
-        """``ok``: the sendable rows' ``window_opens`` and ``timezone``."""
-        opens = ok["window_opens"].to_numpy(dtype="float64")
+    def add(self, plan: pd.DataFrame, ok: np.ndarray, now: float | None) -> None:
+        """Add the ``window_opens`` and ``timezone`` of the sendable rows (``ok``)."""
+        opens = plan["window_opens"].to_numpy(dtype="float64")[ok]
         later = opens[opens > now] if now is not None else opens[:0]
         self.later += len(later)
-        self.now += len(ok) - len(later)
-        for zones, n in ok["timezone"].value_counts().items():  # few distinct values
+        self.now += len(opens) - len(later)
+        for zones, n in plan["timezone"][ok].value_counts().items():  # few distinct values
             if SEPARATOR in str(zones):
                 self.several_zones += int(n)
             else:
@@ -109,12 +111,12 @@ class Totals:
         self.cost += int(cost.sum())
         self.smart_saved += int(_ints(plan["smart_saved"])[ok].sum())
         for target, column in ((self.by_country, "country"), (self.by_encoding, "encoding")):
-            _add_groups(target, plan[column][ok], segments, cost)
+            _add_groups(target, plan[column], ok, segments, cost)
         values, counts = np.unique(segments, return_counts=True)
         self.by_segments.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         self._add_skipped(plan, ~ok)
         self._add_top(plan, np.flatnonzero(ok), segments, cost)
-        self.window.add(plan.loc[ok, ["window_opens", "timezone"]], self.now)
+        self.window.add(plan, ok, self.now)
         added = _ints(plan["opt_out_segments"])[ok]
         self.opt_out_segments += int(added.sum())
         if added.any():
@@ -195,16 +197,33 @@ def _ints(column: pd.Series) -> np.ndarray:
     return column.to_numpy(dtype=np.int64, na_value=0)
 
 
-def _add_groups(target: dict[str, Group], keys: pd.Series, segments: np.ndarray,
-                cost: np.ndarray) -> None:
-    """Add per-key counts and sums; keys in sorted order, a missing key last, as "unknown"."""
-    codes, names = pd.factorize(keys, sort=True, use_na_sentinel=False)
+def _encoded(keys: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """Codes per row and the values they stand for, by Arrow's hash (NA is a value too):
+    no filtered copy of the column, no pandas factorize."""
+    encoded = pc.dictionary_encode(pa.array(keys.array, pa.large_string()),
+                                   null_encoding="encode")
+    return (encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            encoded.dictionary.to_pylist())
+
+
+def _sorted(names: list[str | None]) -> list[int]:
+    return sorted(range(len(names)), key=lambda i: (names[i] is None, names[i] or ""))
+
+
+def _add_groups(target: dict[str, Group], keys: pd.Series, ok: np.ndarray,
+                segments: np.ndarray, cost: np.ndarray) -> None:
+    """Add per-key counts and sums of the ``ok`` rows (``segments`` and ``cost`` are theirs);
+    keys in sorted order, a missing key last, as "unknown"."""
+    all_codes, names = _encoded(keys)
+    codes = all_codes[ok]
     n = len(names)
     recipients = np.bincount(codes, minlength=n)
     segs, costs = (_sums(codes, v, n) for v in (segments, cost))
-    for code, name in enumerate(names):
-        target["unknown" if pd.isna(name) else str(name)].add(
-            int(recipients[code]), int(segs[code]), int(costs[code]))
+    for code in _sorted(names):
+        if recipients[code]:
+            name = names[code]
+            target["unknown" if name is None else name].add(
+                int(recipients[code]), int(segs[code]), int(costs[code]))
 
 
 def _sums(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
