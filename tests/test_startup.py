@@ -53,6 +53,7 @@ def test_a_csv_campaign_does_not_import_the_workbook_reader(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-500:]
     assert "batchsms.plan.workbook" in names and "pandas" in names
     assert not {n for n in names if n.split(".")[0] in ("openpyxl", "xlsxwriter")}
+    assert "holidays" not in names  # no window that skips holidays: no holiday tables
 
 
 def test_status_reads_the_journal_without_pandas_or_a_provider_client(tmp_path) -> None:

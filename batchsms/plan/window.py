@@ -15,7 +15,6 @@ from datetime import time as clock_time
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import holidays
 import numpy as np
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -52,6 +51,8 @@ def _names() -> frozenset[str]:
 @cache
 def _holidays(country: str, year: int) -> frozenset[date]:
     """The public holidays of a country in a year (none for a country the library lacks)."""
+    import holidays  # only a window that skips holidays needs it (30 ms of start-up)
+
     try:
         return frozenset(holidays.country_holidays(country, years=year))
     except NotImplementedError:
