@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
+import pyarrow as pa
 import pytest
 from helpers.campaigns import YAML
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batchsms.plan.campaign import load_campaign
 from batchsms.plan.planner import Planner
-from batchsms.report.csvfile import DryRunCsv
+from batchsms.report.csvfile import DryRunCsv, neutralise
 
 NOW = 1_795_000_000.0  # one injected instant: the files carry send times
 
@@ -55,3 +60,19 @@ def test_a_write_error_surfaces_in_the_caller(campaign_dir, tmp_path):
         csv.write(chunk.plan)
     assert not (tmp_path / "out.csv").exists()
     assert not list(tmp_path.glob(".*.partial"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=st.lists(st.one_of(st.none(), st.text(st.sampled_from("=+-@\t\r 1.2aé'"),
+                                                   max_size=6)), max_size=12),
+       large=st.booleans(), split=st.integers(0, 12))
+def test_neutralise_equals_the_rule_cell_by_cell(cells, large, split):
+    """A cell gets an apostrophe when it starts with = + - @ tab or CR and is not a plain
+    number; NA stays NA; string or large_string, one chunk or several."""
+    kind = pa.large_string() if large else pa.string()
+    column = pa.chunked_array([pa.array(cells[:split], kind), pa.array(cells[split:], kind)],
+                              kind)
+    found = neutralise(column).to_pylist()
+    expected = [None if c is None else "'" + c if re.match(r"[=+\-@\t\r]", c) and not
+                re.fullmatch(r"[+-]?[0-9]+(\.[0-9]+)?", c) else c for c in cells]
+    assert found == expected

@@ -36,6 +36,7 @@ DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "
                    "window_opens", "text"]
 _INT_COLUMNS = {"row", "segments", "characters", "smart_saved"}
 _FORMULA_START = r"^[=+\-@\t\r]"
+_FORMULA_FIRST = pa.array(["=", "+", "-", "@", "\t", "\r"])  # _FORMULA_START's characters
 _PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"  # "+4520123456", "-12.5": nothing to run
 _NUMBER_LIKE = r"^[0-9 +\-().]*$"
 # C0 controls but tab and newline, DEL, C1 controls (CSI), and bidirectional overrides
@@ -56,12 +57,17 @@ def neutralise_text(value: str) -> str:
 
 def neutralise(column: pa.Array) -> pa.Array:
     """Prefix ``'`` to cells a spreadsheet would read as a formula."""
-    starts = pc.fill_null(pc.match_substring_regex(column, _FORMULA_START), False)
+    # The first character looked up in a set (a regex costs twice as much), and the mark
+    # joined in one pass (a joined copy chosen by if_else would be a second copy).
+    first = pc.utf8_slice_codeunits(column, 0, 1)
+    starts = pc.fill_null(pc.is_in(first, value_set=_FORMULA_FIRST), False)
     if not pc.any(starts).as_py():
         return column
     risky = pc.and_(starts, pc.invert(pc.fill_null(
         pc.match_substring_regex(column, _PLAIN_NUMBER), False)))
-    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+    kind = column.type
+    mark = pc.if_else(risky, pa.scalar("'", kind), pa.scalar("", kind))
+    return pc.binary_join_element_wise(mark, column, pa.scalar("", kind))
 
 
 def _iso_utc(seconds: pd.Series) -> pd.Series:
