@@ -185,7 +185,8 @@ class XlsxTable:
         """``frame``'s rows as sheet XML (UTF-8), numbered after those already written."""
         numbers = pc.cast(pa.array(np.arange(self.written + 2, self.written + 2 + len(frame))),
                           _STRING)
-        cells = [column.cells(frame.iloc[:, i], numbers) for i, column in enumerate(self._cells)]
+        cells = [column.cells(frame.iloc[:, i], numbers) for i, column in enumerate(self._cells)
+                 if not frame.iloc[:, i].isna().all()]  # an empty column has no cells
         rows = pc.binary_join_element_wise(_ROW_OPEN, numbers, _ROW_NUMBERED, *cells,
                                            _ROW_CLOSE, _NOTHING,
                                            null_handling="replace", null_replacement="")
