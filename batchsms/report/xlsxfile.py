@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchsms.report.escape import escape_controls
+from batchsms.report.stale import partial_of
 
 MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
 SHEET_PART = "xl/worksheets/sheet1.xml"
@@ -75,7 +76,7 @@ class XlsxTable:
     def __init__(self, path: Path, sheet: str, rows: int,
                  kind_of: Callable[[str], str] = lambda _: "text") -> None:
         self.path = path
-        self.partial = path.with_name(f".{path.name}.partial")
+        self.partial = partial_of(path)
         self.sheet = sheet
         self.rows = rows
         self.kind_of = kind_of

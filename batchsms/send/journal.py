@@ -106,6 +106,10 @@ class JournalError(BatchsmsError):
     exit_code = ExitCode.UNUSABLE
 
 
+class ClaimedElsewhere(JournalError):
+    """A recipient about to be sent is no longer pending: another process holds it."""
+
+
 class OlderJournal(JournalError):
     """A journal of an older schema, opened read-only: it must be upgraded first."""
 
@@ -611,9 +615,20 @@ def _none(value: object) -> object:
 
 def _mark_sending(db: sqlite3.Connection, changes: list[Change], sender: str | None,
                   account: str | None) -> None:
-    db.executemany(f"UPDATE recipients SET state = '{SENDING}', attempts = attempts + 1, "
-                   "started_at = ?, sender = ?, account = ? WHERE e164 = ?",
-                   [(c.at, sender, account, c.recipient.e164) for c in changes])
+    # Only a pending recipient can be claimed: the claim and its check are one write
+    # transaction, so of two processes sending the same journal (its lock file deleted,
+    # or a file system whose locks do not hold) only one can ever claim a recipient.
+    cursor = db.executemany(f"UPDATE recipients SET state = '{SENDING}', "
+                            "attempts = attempts + 1, started_at = ?, sender = ?, account = ? "
+                            f"WHERE e164 = ? AND state = '{PENDING}'",
+                            [(c.at, sender, account, c.recipient.e164) for c in changes])
+    if cursor.rowcount != len(changes):
+        raise ClaimedElsewhere(
+            f"{len(changes) - cursor.rowcount} of the recipients this run was about to send "
+            "are no longer pending in the journal: another batchsms process is sending this "
+            "campaign (was journal.sqlite.lock deleted, or does this file system not honour "
+            "file locks?). This run stops here and sent none of them; let the other run "
+            "finish, then run send again to resume")
     db.executemany(f"INSERT INTO events VALUES (?, ?, '{SENDING}', NULL)",
                    [(c.at, c.recipient.e164) for c in changes])
 
