@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS recipients (
     tracked_at REAL
 );
 CREATE INDEX IF NOT EXISTS recipients_state ON recipients (state, row);
+CREATE INDEX IF NOT EXISTS recipients_row ON recipients (row);
 CREATE TABLE IF NOT EXISTS skipped (
     row INTEGER PRIMARY KEY, phone TEXT, e164 TEXT, country TEXT, reason_code TEXT, reason TEXT
 );
@@ -98,6 +99,10 @@ CREATE TABLE IF NOT EXISTS rehearsals (
     message_id TEXT, finished_at REAL
 );
 """
+
+
+# results stream in sheet order without a sort of the whole journal first
+_ROW_INDEX = "CREATE INDEX IF NOT EXISTS recipients_row ON recipients (row)"
 
 
 class JournalError(BatchsmsError):
@@ -191,6 +196,7 @@ class Journal:
                                    "upgrade it")
             return
         if version == SCHEMA_VERSION:
+            self.db.execute(_ROW_INDEX)  # journals of an earlier 2.x lack it
             return
         with self.transaction() as db:
             if version == 1:
