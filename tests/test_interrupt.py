@@ -167,12 +167,16 @@ def test_ctrl_c_while_results_are_written_exits_at_once_and_marks_them_stale(
     from batchsms.report.stale import MARK, mark_stale
 
     mark_stale(tmp_path)
-    (tmp_path / ".results.xlsx.partial").write_bytes(b"half a workbook")
     (tmp_path / "results.csv").write_text("row\n2\n", encoding="utf-8")  # an older one
+    others = tmp_path / ".results.csv.1.partial"  # another process's half file: not ours
+    others.write_text("row\n", encoding="utf-8")
     code = ("import os, signal, sys, time\n"
             "from pathlib import Path\n"
             "from batchsms.cli.commands import _interrupt_exits_at_once\n"
-            "with _interrupt_exits_at_once(Path(sys.argv[1])):\n"
+            "from batchsms.report.stale import partial_of\n"
+            "folder = Path(sys.argv[1])\n"
+            "with _interrupt_exits_at_once(folder):\n"
+            "    partial_of(folder / 'results.xlsx').write_bytes(b'half a workbook')\n"
             "    os.kill(os.getpid(), signal.SIGINT)\n"
             "    time.sleep(60)\n"
             "print('the guard let the run go on')\n")
@@ -181,4 +185,4 @@ def test_ctrl_c_while_results_are_written_exits_at_once_and_marks_them_stale(
     assert done.returncode == 130, done.stderr
     assert "the guard let the run go on" not in done.stdout
     assert MARK in done.stderr and "Traceback" not in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == [MARK, "results.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [others.name, MARK, "results.csv"]

@@ -19,6 +19,7 @@ from batchsms.send.journal import (
     SENT,
     UNKNOWN,
     Change,
+    ClaimedElsewhere,
     Journal,
     Recipient,
 )
@@ -73,8 +74,23 @@ def test_sending_is_recorded_with_its_time_and_attempt(journal):
     [first, _] = journal.in_state(SENDING)
     assert first.started_at == 100.0
     assert row_of(journal, number(2))["attempts"] == 1
-    journal.mark_sending([recipient(journal, 2)], 101.0)
+    journal.apply([Change(recipient(journal, 2), PENDING, 101.0, note="throttled: 429")])
+    journal.mark_sending([recipient(journal, 2)], 102.0)
     assert row_of(journal, number(2))["attempts"] == 2
+
+
+def test_only_a_pending_recipient_can_be_claimed_even_from_another_process(journal):
+    # Two connections to one file, as two processes whose lock did not keep them apart:
+    # the second claim of the same recipient is refused whole, and nothing of it is kept.
+    other = Journal.open(journal.path)
+    try:
+        journal.mark_sending([recipient(journal, 2)], 100.0)
+        with pytest.raises(ClaimedElsewhere, match="another batchsms process is sending"):
+            other.mark_sending([recipient(other, 4), recipient(other, 2)], 100.5)
+        assert journal.counts()[SENDING] == 1  # row 4 was not claimed either
+        assert row_of(journal, number(2))["attempts"] == 1
+    finally:
+        other.close()
 
 
 def test_a_result_is_recorded_with_what_the_provider_said(journal):

@@ -316,7 +316,7 @@ def test_a_disk_full_in_the_middle_of_a_send_loses_and_doubles_nothing(batchsms_
     campaign = write_campaign(tmp_path, sms_emulator.url, count, send=ONE_AT_A_TIME)
     disk = tmpfs(mounts, tmp_path / "disk", "8m")  # room for the WAL once space is freed
     reports = ["--reports", str(disk)]
-    filler = fill(disk, leave=160 * 1024)  # room for the plan and the first messages
+    filler = fill(disk, leave=200 * 1024)  # room for the plan and the first messages
     full = batchsms_cli(["send", str(campaign), "--yes", *reports], tmp_path, real_env())
     clear_error(full, "full", "resumes")
     journal = disk / "spring" / "journal.sqlite"

@@ -30,6 +30,7 @@ import pyarrow.csv as pacsv
 
 from batchsms.plan.pricing import PriceTable
 from batchsms.report.escape import escape_controls
+from batchsms.report.stale import partial_of
 
 DRY_RUN_COLUMNS = ["row", "phone", "e164", "country", "status", "reason_code", "reason",
                    "encoding", "segments", "characters", "cost", "ucs2_chars", "timezone",
@@ -97,7 +98,7 @@ class DryRunCsv:
         self.columns = [*DRY_RUN_COLUMNS[:-1], "smart_saved", "text"] if smart else DRY_RUN_COLUMNS
         self.schema = pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string())
                                  for c in self.columns])
-        self._partial = path.with_name(f".{path.name}.partial")
+        self._partial = partial_of(path)
         self._writer: pacsv.CSVWriter | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="dry-run-csv")
         self._pending: Future[None] | None = None

@@ -29,6 +29,7 @@ from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
 from batchsms.plan.prefetch import prefetch
 from batchsms.report.csvfile import neutralise
+from batchsms.report.stale import partial_of
 from batchsms.report.xlsxfile import MAX_ROWS as XLSX_MAX_ROWS
 from batchsms.report.xlsxfile import XlsxTable
 from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
@@ -332,7 +333,7 @@ class _CsvOut:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.partial = path.with_name(f".{path.name}.partial")
+        self.partial = partial_of(path)
         self.writer: pacsv.CSVWriter | None = None
         self.schema: pa.Schema | None = None
 
@@ -363,6 +364,6 @@ class _CsvOut:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_of(path)
     partial.write_text(text, encoding="utf-8")
     partial.replace(path)

@@ -5,11 +5,13 @@ written before that starts and removed once every file is written, so a run stop
 between (a second Ctrl-C, a kill, a full disk) leaves it behind: the folder then says, to
 a person and to ``batchsms status``, that its results files are stale and which command
 rewrites them. The journal itself is always current. No heavy imports: ``status`` reads it.
+Files are written under a partial name and replace the old ones whole.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 MARK = "results-stale.txt"
@@ -42,8 +44,14 @@ def is_stale(folder: Path) -> bool:
     return (folder / MARK).is_file()
 
 
+def partial_of(path: Path) -> Path:
+    """Where ``path`` is written before it replaces the old one whole: a hidden name of
+    this process's own, so that two runs writing one folder never share a half file."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
 def drop_partial_files(folder: Path) -> None:
-    """Remove the half-written results files (``.NAME.partial``) of a run stopped at once."""
-    for partial in folder.glob(".*.partial"):
+    """Remove this process's half-written results files (a run stopped at once)."""
+    for partial in folder.glob(f".*.{os.getpid()}.partial"):
         with contextlib.suppress(OSError):
             partial.unlink()

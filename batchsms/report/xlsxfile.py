@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchsms.report.escape import escape_controls
+from batchsms.report.stale import partial_of
 
 MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
 SHEET_PART = "xl/worksheets/sheet1.xml"
@@ -75,7 +76,7 @@ class XlsxTable:
     def __init__(self, path: Path, sheet: str, rows: int,
                  kind_of: Callable[[str], str] = lambda _: "text") -> None:
         self.path = path
-        self.partial = path.with_name(f".{path.name}.partial")
+        self.partial = partial_of(path)
         self.sheet = sheet
         self.rows = rows
         self.kind_of = kind_of
@@ -185,7 +186,8 @@ class XlsxTable:
         """``frame``'s rows as sheet XML (UTF-8), numbered after those already written."""
         numbers = pc.cast(pa.array(np.arange(self.written + 2, self.written + 2 + len(frame))),
                           _STRING)
-        cells = [column.cells(frame.iloc[:, i], numbers) for i, column in enumerate(self._cells)]
+        cells = [column.cells(frame.iloc[:, i], numbers) for i, column in enumerate(self._cells)
+                 if not frame.iloc[:, i].isna().all()]  # an empty column has no cells
         rows = pc.binary_join_element_wise(_ROW_OPEN, numbers, _ROW_NUMBERED, *cells,
                                            _ROW_CLOSE, _NOTHING,
                                            null_handling="replace", null_replacement="")

@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS recipients (
     tracked_at REAL
 );
 CREATE INDEX IF NOT EXISTS recipients_state ON recipients (state, row);
+CREATE INDEX IF NOT EXISTS recipients_row ON recipients (row);
 CREATE TABLE IF NOT EXISTS skipped (
     row INTEGER PRIMARY KEY, phone TEXT, e164 TEXT, country TEXT, reason_code TEXT, reason TEXT
 );
@@ -100,10 +101,18 @@ CREATE TABLE IF NOT EXISTS rehearsals (
 """
 
 
+# results stream in sheet order without a sort of the whole journal first
+_ROW_INDEX = "CREATE INDEX IF NOT EXISTS recipients_row ON recipients (row)"
+
+
 class JournalError(BatchsmsError):
     """The journal cannot be opened, read or written; nothing was lost or doubled."""
 
     exit_code = ExitCode.UNUSABLE
+
+
+class ClaimedElsewhere(JournalError):
+    """A recipient about to be sent is no longer pending: another process holds it."""
 
 
 class OlderJournal(JournalError):
@@ -187,6 +196,7 @@ class Journal:
                                    "upgrade it")
             return
         if version == SCHEMA_VERSION:
+            self.db.execute(_ROW_INDEX)  # journals of an earlier 2.x lack it
             return
         with self.transaction() as db:
             if version == 1:
@@ -611,9 +621,20 @@ def _none(value: object) -> object:
 
 def _mark_sending(db: sqlite3.Connection, changes: list[Change], sender: str | None,
                   account: str | None) -> None:
-    db.executemany(f"UPDATE recipients SET state = '{SENDING}', attempts = attempts + 1, "
-                   "started_at = ?, sender = ?, account = ? WHERE e164 = ?",
-                   [(c.at, sender, account, c.recipient.e164) for c in changes])
+    # Only a pending recipient can be claimed: the claim and its check are one write
+    # transaction, so of two processes sending the same journal (its lock file deleted,
+    # or a file system whose locks do not hold) only one can ever claim a recipient.
+    cursor = db.executemany(f"UPDATE recipients SET state = '{SENDING}', "
+                            "attempts = attempts + 1, started_at = ?, sender = ?, account = ? "
+                            f"WHERE e164 = ? AND state = '{PENDING}'",
+                            [(c.at, sender, account, c.recipient.e164) for c in changes])
+    if cursor.rowcount != len(changes):
+        raise ClaimedElsewhere(
+            f"{len(changes) - cursor.rowcount} of the recipients this run was about to send "
+            "are no longer pending in the journal: another batchsms process is sending this "
+            "campaign (was journal.sqlite.lock deleted, or does this file system not honour "
+            "file locks?). This run stops here and sent none of them; let the other run "
+            "finish, then run send again to resume")
     db.executemany(f"INSERT INTO events VALUES (?, ?, '{SENDING}', NULL)",
                    [(c.at, c.recipient.e164) for c in changes])
 
