@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers.campaigns import YAML
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchsms.plan.campaign import load_campaign
 from batchsms.plan.planner import FirstSeen, Planner
+from batchsms.plan.segments import count
 
 
 def plan_of(campaign_dir, sheet: str, template: str = "Hi << name >>",
@@ -106,3 +107,35 @@ def test_costs_are_units_of_the_price_table(campaign_dir):
 def test_empty_text_is_skipped(campaign_dir, template):
     plan = plan_of(campaign_dir, "phone,name\n+45 20 12 34 56,A\n", template=template)
     assert plan.loc[2, "reason_code"] == "empty_text"
+
+
+NAMES = ["Anna", "Zoë", "Łucja 🌸", "“Bo”", "€uro", "", "x" * 150, "Kraków " * 20, "{[~]}"]
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # files rewritten each time
+@given(rows=st.lists(st.tuples(st.sampled_from(["+45 20 12 34 5", "junk", "+45 1234", ""]),
+                               st.integers(0, 3), st.sampled_from(NAMES)),
+                     min_size=1, max_size=30),
+       smart=st.booleans(), opt_out=st.booleans(), chunk_rows=st.sampled_from([2, 7, 1000]))
+def test_counts_equal_the_reference_row_by_row(campaign_dir, rows, smart, opt_out, chunk_rows):
+    """Every sendable row's count is segments.count of its text, whatever was skipped around
+    it (junk, invalid and duplicate numbers, empty cells: rows rendered or not, counted
+    column-wise and blanked), with smart encoding and an opt-out line or not."""
+    sheet = "phone,name\n" + "".join(
+        f"{p}{d if p.startswith('+45 20') else ''},{n}\n" for p, d, n in rows)
+    send = "send: {" + ", ".join(["encoding: smart"] * smart + ["opt_out: STOP to 1234"] *
+                                 opt_out) + "}" if smart or opt_out else ""
+    plan = plan_of(campaign_dir, sheet, template="Hi << name >>!", extra=send,
+                   chunk_rows=chunk_rows)
+    sendable = plan[plan["status"] == "ok"]
+    assert (plan["text"].notna() == (plan["status"] == "ok")).all()
+    for _, row in sendable.iterrows():
+        reference = count(row["text"])  # the text is already smart-replaced when smart
+        assert (row["encoding"], row["segments"], row["characters"]) == (
+            reference.encoding, reference.segments, reference.characters)
+        if opt_out:
+            without = count(row["text"][:-len("\nSTOP to 1234")]).segments
+            assert row["opt_out_segments"] == reference.segments - without
+    for column in ("encoding", "segments", "characters", "ucs2_chars"):
+        assert plan.loc[plan["status"] != "ok", column].isna().all()
