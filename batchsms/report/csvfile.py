@@ -96,7 +96,8 @@ class DryRunCsv:
         self.path = path
         self.prices = prices
         self.columns = [*DRY_RUN_COLUMNS[:-1], "smart_saved", "text"] if smart else DRY_RUN_COLUMNS
-        self.schema = pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string())
+        # large_string: the plan's own text type (a cast to string would copy every text)
+        self.schema = pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.large_string())
                                  for c in self.columns])
         self._partial = partial_of(path)
         self._writer: pacsv.CSVWriter | None = None
