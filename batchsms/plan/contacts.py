@@ -341,7 +341,8 @@ def _clean(table: pa.Table, numbers: np.ndarray, problems: dict[int, str]) -> _P
         empty = pc.equal(text, "")
         if pc.any(pc.starts_with(text, "#")).as_py():
             empty = pc.or_(empty, pc.is_in(text, value_set=_ERROR_CELLS))
-        columns.append(pc.if_else(empty, _NULL, text))
+        # A column without an empty cell is kept as it is (if_else would copy it).
+        columns.append(pc.if_else(empty, _NULL, text) if pc.any(empty).as_py() else text)
     table = pa.table(columns, names=table.column_names)
     filled = reduce(pc.or_, (pc.is_valid(c) for c in columns))
     if pc.all(filled).as_py():

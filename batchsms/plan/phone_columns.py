@@ -512,9 +512,16 @@ def _unescape(cells: pa.Array) -> pa.Array:
     Each escape's pattern holds its mark literally; a column where no cell holds the mark
     (nearly every sheet) skips the regex replace, which costs ten times the search."""
     for (pattern, replacement), mark in zip(TEXT_ESCAPES, _ESCAPE_MARKS, strict=True):
-        if pc.any(pc.match_substring(cells, mark)).as_py():
+        if _may_hold(cells, mark):
             cells = pc.replace_substring_regex(cells, pattern, replacement)
     return cells
+
+
+def _may_hold(cells: pa.Array, mark: str) -> bool:
+    """Whether a cell may hold ``mark``: one search of the column's whole data buffer
+    (bytes outside the cells, if any, can only cost a needless replace)."""
+    data = cells.buffers()[2]
+    return data is not None and data.to_pybytes().find(mark.encode()) >= 0
 
 
 def normalize(raw: pd.Series, default_region: str | None = None,
