@@ -74,11 +74,17 @@ class PlanChunk:
 
 
 class FirstSeen:
-    """Remembers the first sheet row of each phone number across chunks."""
+    """Remembers the first sheet row of each phone number across chunks.
+
+    The numbers seen are kept as a few sorted runs of (key, row), each at least twice as
+    long as the next, like a binary counter: a chunk adds one run and merges equal-sized
+    ones, so remembering n numbers costs n log n over the whole sheet (one sorted array
+    merged with every chunk would cost n squared over chunk size) and a lookup searches
+    log n runs.
+    """
 
     def __init__(self) -> None:
-        self.keys = np.empty(0, dtype=np.int64)
-        self.rows = np.empty(0, dtype=np.int64)
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
 
     def first_rows(self, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """For each (key, row): the earlier row with the same key, or -1; then remember them.
@@ -91,35 +97,42 @@ class FirstSeen:
             np.zeros(0, np.int64)
         distinct = ordered[starts]
         first = np.minimum.reduceat(rows[order], starts) if len(keys) else distinct
-        pos = np.searchsorted(self.keys, distinct)
-        pos_ok = np.minimum(pos, max(len(self.keys) - 1, 0))
-        seen = (pos < len(self.keys)) & (self.keys[pos_ok] == distinct) if len(self.keys) else \
-            np.zeros(len(distinct), dtype=bool)
-        before = np.where(seen, self.rows[pos_ok] if len(self.rows) else -1, first)
+        seen = np.zeros(len(distinct), dtype=bool)
+        before = first.copy()
+        for run_keys, run_rows in self.runs:
+            pos = np.minimum(np.searchsorted(run_keys, distinct), len(run_keys) - 1)
+            hit = run_keys[pos] == distinct
+            before[hit] = run_rows[pos[hit]]
+            seen |= hit
         earlier = np.empty(len(keys), np.int64)
         earlier[order] = np.repeat(before, np.diff(np.r_[starts, len(keys)]))
         earlier[earlier == rows] = -1  # the first row of a key not seen before
-        self._remember(distinct[~seen], first[~seen], pos[~seen])
+        self._remember(distinct[~seen], first[~seen])
         return earlier
 
-    def _remember(self, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> None:
-        """Merge new (distinct, unseen, sorted) keys, which belong before positions ``at`` of
-        the sorted arrays: a linear merge of two sorted runs (the positions computed once
-        for both arrays), so remembering a long sheet stays cheap chunk after chunk."""
-        total = len(self.keys) + len(keys)
-        placed = at + np.arange(len(keys))
-        old = np.ones(total, dtype=bool)
-        old[placed] = False
-        self.keys = _merged(self.keys, keys, placed, old)
-        self.rows = _merged(self.rows, rows, placed, old)
+    def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Add new (distinct, unseen, sorted) keys as a run; merge runs no longer than it."""
+        if not len(keys):
+            return
+        while self.runs and len(self.runs[-1][0]) <= 2 * len(keys):
+            old_keys, old_rows = self.runs.pop()
+            keys, rows = _merged(old_keys, old_rows, keys, rows)
+        self.runs.append((keys, rows))
 
 
-def _merged(old: np.ndarray, new: np.ndarray, placed: np.ndarray, kept: np.ndarray
-            ) -> np.ndarray:
-    merged = np.empty(len(kept), dtype=np.int64)
-    merged[placed] = new
-    merged[kept] = old
-    return merged
+def _merged(a_keys: np.ndarray, a_rows: np.ndarray, b_keys: np.ndarray, b_rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs of distinct keys (and their rows) as one: a linear merge, the
+    positions computed once for both arrays."""
+    total = len(a_keys) + len(b_keys)
+    placed = np.searchsorted(a_keys, b_keys) + np.arange(len(b_keys))
+    kept = np.ones(total, dtype=bool)
+    kept[placed] = False
+    keys = np.empty(total, dtype=np.int64)
+    rows = np.empty(total, dtype=np.int64)
+    keys[placed], keys[kept] = b_keys, a_keys
+    rows[placed], rows[kept] = b_rows, a_rows
+    return keys, rows
 
 
 class Planner:
