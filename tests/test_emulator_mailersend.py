@@ -65,7 +65,7 @@ async def send(api: httpx.AsyncClient, to: list[str], text: str = "hi",
 
 @pytest.mark.anyio
 async def test_the_docs_send_example_is_accepted_and_personalized(state, api):
-    # The request and the "Sending queued" response of shared/providers/mailersend-sms.md.
+    # The request and the "Sending queued" response of docs/providers/mailersend-sms.md.
     state.config["lenient_numbers"] = True
     request = {
         "from": "+19191234567",
@@ -92,7 +92,7 @@ async def test_the_docs_send_example_is_accepted_and_personalized(state, api):
 
 @pytest.mark.anyio
 async def test_the_docs_paused_example_adds_the_paused_header(state, api):
-    # "Sending paused" in shared/providers/mailersend-sms.md.
+    # "Sending paused" in docs/providers/mailersend-sms.md.
     state.accounts[KEY].extra["paused"] = {SENDER}
 
     response = await send(api, [US])
@@ -103,7 +103,7 @@ async def test_the_docs_paused_example_adds_the_paused_header(state, api):
 
 @pytest.mark.anyio
 async def test_the_docs_validation_example_with_the_legacy_message(state, api):
-    # "Validation error" in shared/providers/mailersend-sms.md.
+    # "Validation error" in docs/providers/mailersend-sms.md.
     state.config["validation_message"] = "legacy"
 
     response = await api.post("/v1/sms", json={"from": "+13125550142", "to": [US], "text": "hi"})

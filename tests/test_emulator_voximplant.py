@@ -76,7 +76,7 @@ def _code(response: httpx.Response) -> int | None:
 
 @pytest.mark.anyio
 async def test_the_documented_example_gets_the_documented_answer(api, key, state):
-    # shared/providers/voximplant-send-sms-message.md, "Example 1" (JavaScript/Go/Ruby/...):
+    # docs/providers/voximplant-send-sms-message.md, "Example 1" (JavaScript/Go/Ruby/...):
     # POST .../SendSmsMessage?source=447443332211&destination=447443332212&sms_body=Test+message
     #      &store_body=true, headers Authorization: Bearer <token>, Content-Type: application/json,
     #      body '{}'. The answer (RESEARCH.md §3.4):

@@ -197,6 +197,10 @@ def test_another_reports_folder_or_a_copy_is_refused_naming_the_first_journal(
         assert refused.code == 2, refused.err
         assert str(first_journal) in refused.err and f"{count} sent" in refused.err
         assert "--message-everyone-again" in refused.err and "Traceback" not in refused.err
+    # the same file elsewhere is the same campaign; another file may be another campaign
+    assert "name of its own" not in other.err
+    assert f"started from {campaign.resolve()}" in " ".join(copied.err.split())
+    assert "name of its own" in copied.err
     assert everyone_once(sms_emulator, count)
 
     again = batchsms_cli(["send", str(copy), "--yes", "--message-everyone-again"], tmp_path,

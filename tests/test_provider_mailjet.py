@@ -134,12 +134,12 @@ async def test_an_empty_batch_sends_nothing_and_two_messages_are_refused(
     assert emulator.state.requests == []
 
 
-# -- the examples of shared/providers/mailjet-send-sms.md and the recorded Java test ----------
+# -- the examples of docs/providers/mailjet-send-sms.md and the recorded Java test ----------
 
 
 async def test_the_documented_send_example_gets_the_documented_answer(
         raw: httpx.AsyncClient,         emulator: Served, http: Transport) -> None:
-    # Request and response copied from shared/providers/mailjet-send-sms.md.
+    # Request and response copied from docs/providers/mailjet-send-sms.md.
     request = """{
     "Text": "Have a nice SMS flight with Mailjet !",
     "To": "+33600000000",

@@ -94,7 +94,7 @@ async def test_flash_is_sent_and_shown_in_the_outbox(raw: httpx.AsyncClient, sta
 
 @pytest.mark.anyio
 async def test_the_documented_success_example(raw: httpx.AsyncClient, state, http, url):
-    # shared/providers/txty-send-sms.html: "If no errors occurred, the response will be"
+    # docs/providers/txty-send-sms.html: "If no errors occurred, the response will be"
     query = "msisdn=4512345678&sender=You&text=This+text+is+on+the+way+to+you%21"
     response = await raw.get(f"{url}/api/4/sms/api.json?{query}&user={USER}&key={KEY}")
 
@@ -110,7 +110,7 @@ async def test_the_documented_success_example(raw: httpx.AsyncClient, state, htt
 
 @pytest.mark.anyio
 async def test_the_documented_error_example(raw: httpx.AsyncClient, state, http, url):
-    # shared/providers/txty-send-sms.html: "Should an error occur ... 'error'"
+    # docs/providers/txty-send-sms.html: "Should an error occur ... 'error'"
     response = await raw.post(f"{url}/api/4/sms/api.json",
                                data={"user": USER, "key": KEY, "sender": "You", "text": "x"})
 

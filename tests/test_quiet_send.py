@@ -334,6 +334,9 @@ def test_send_without_wait_exits_0_and_says_who_waits(mailjet, tmp_path, capsys,
     assert code == 0
     assert "This run sends 0 messages now; 2 recipients wait for their window; the next " \
         "opens at 2099-01-01 00:00 UTC." in out
+    # who waits is said once, with when to run again; not a bare "run it again now"
+    assert "Run send again then" in out
+    assert "Not everything was sent" not in out
     assert mailjet.state.records == []
     assert main(["status", str(path), "--json", "--reports", reports]) == 0
     status = json.loads(capsys.readouterr().out)

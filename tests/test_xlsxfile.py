@@ -119,7 +119,7 @@ def test_a_table_of_every_kind_matches_the_reference(tmp_path):
         {"row": 3, "name": " lead and trail ", "cost": "395", "sent_at": None, "note": None},
         {"row": 4, "name": "_x0041_ & <b> \"q\" 'a'", "cost": "1E-30",
          "sent_at": "1999-12-31T23:59:59Z", "note": "tab\there\nnew line"},
-        {"row": 5, "name": "Bo\x1b]0;x\x07 \u202e\ufffe\uffff", "cost": "inf",
+        {"row": 5, "name": "Bo\x1b]0;x\x07 \x00\u202e\ufffe\uffff", "cost": "inf",
          "sent_at": "2038-01-19T03:14:08Z", "note": "Lucía 🌸 日本"},
         {"row": 6, "name": "\u00a0nbsp", "cost": "not a number", "sent_at": None,
          "note": "=1+1"},

@@ -302,7 +302,7 @@ def _finish(prepared: Any, result: Any) -> int:
     finally:
         prepared.close()
     clear_stale(prepared.folder)
-    _echo(send_outcome(files.summary_data, files, result))
+    _echo(send_outcome(files.summary_data, files, result, waiting.count if waiting else 0))
     if result is not None and result.interrupted:
         return ExitCode.INTERRUPTED
     if result is not None and result.stopped:

@@ -209,7 +209,10 @@ def run_plan(left: dict[str, int], waiting: Waiting | None = None) -> str:
     return f"{text}; {waiting_text(waiting)}" if held else f"{text}."
 
 
-def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | None) -> str:
+def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | None,
+                 waiting: int = 0) -> str:
+    """What a send did, for people; ``waiting`` pending recipients wait for their window
+    (said on a line of their own: resuming now would not send them)."""
     cur = data["currency"]
     lines = ["", f"{data['campaign']}: {data['sent']:,} sent, {data['failed']:,} failed, "
              f"{data['unknown']:,} unknown, {data['pending']:,} not sent yet, "
@@ -229,7 +232,7 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
     elif data["unknown"]:
         lines.append("Unknown outcomes were not resent: check them with the provider, then "
                      "run send --resend-unknown to send them again if they did not arrive.")
-    if data["pending"] and result is not None and not result.stopped:
+    if data["pending"] > waiting and result is not None and not result.stopped:
         lines.append("Not everything was sent: run the same send command again to resume.")
     written = [files.csv, files.xlsx, files.summary, files.csv.with_name("report.html")]
     lines.append(f"Results in {files.csv.parent}: "

@@ -1,6 +1,6 @@
 """The MailerSend SMS API emulator: ``POST /v1/sms``, ``/v1/sms-messages``, ``/v1/sms-activity``.
 
-Behaves as ``shared/providers/RESEARCH.md`` §2 documents: Bearer tokens (401
+Behaves as ``docs/providers/RESEARCH.md`` §2 documents: Bearer tokens (401
 ``Unauthenticated.``, 403 for an account without API access), Laravel-style 422 with
 dot-path keys and the recorded texts (``The from field contains an invalid number.``,
 ``The to.N field contains an invalid number.``, ``Daily quota for this number exceeded.``)

@@ -1,6 +1,6 @@
 """The Mailjet SMS API v4 emulator: ``POST /v4/sms-send`` and the ``/v4/sms`` statistics.
 
-Behaves as ``shared/providers/RESEARCH.md`` §1 documents: Bearer tokens (401 ``mj-0015``,
+Behaves as ``docs/providers/RESEARCH.md`` §1 documents: Bearer tokens (401 ``mj-0015``,
 403 ``mj-0021``), the send error table with its verbatim messages, a per-token wallet and
 daily part counter (``sms-0001`` / ``sms-0003``, 200 parts a day unless the account says
 otherwise), a 429 HTML page without ``Retry-After`` when the rate limit is hit, and

@@ -1,6 +1,6 @@
 """Voximplant Management API emulator: ``SendSmsMessage`` and ``GetSmsHistory``.
 
-Follows ``shared/providers/RESEARCH.md`` §3.9. Both call styles are served:
+Follows ``docs/providers/RESEARCH.md`` §3.9. Both call styles are served:
 ``POST /platform_api/<Command>`` with query parameters (the documented style) and
 ``POST /platform_api`` with ``cmd=<Command>`` in an urlencoded or multipart body (the
 official SDKs); GET works too. Authentication is an RS256 JWT checked against the public

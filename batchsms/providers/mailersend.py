@@ -1,6 +1,6 @@
 """MailerSend SMS API: up to 50 recipients per ``POST /v1/sms``, Bearer-token auth.
 
-Wire facts (``shared/providers/RESEARCH.md`` §2, ``shared/providers/mailersend-sms.md``):
+Wire facts (``docs/providers/RESEARCH.md`` §2, ``docs/providers/mailersend-sms.md``):
 202 with one ``X-SMS-Message-Id`` for the whole request (plus ``X-SMS-Send-Paused: true``
 when the sender number is paused); a Laravel-style 422 ``{"message", "errors"}`` whose keys
 are field paths, ``to.3`` being the request's fourth recipient; 429 with ``X-RateLimit-*``

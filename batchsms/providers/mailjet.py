@@ -1,6 +1,6 @@
 """Mailjet Send SMS API v4: one recipient per ``POST /v4/sms-send``, Bearer-token auth.
 
-Wire facts (``shared/providers/RESEARCH.md`` §1): the success body carries ``MessageId``,
+Wire facts (``docs/providers/RESEARCH.md`` §1): the success body carries ``MessageId``,
 ``SmsCount``, ``Cost {Value, Currency}`` and ``Status {Code, Name, Description}``, with key
 casing that differs between endpoints and SDKs (``MessageID``, ``SMSCount``, ``ID``), so keys
 are read case-insensitively. Errors are ``{ErrorIdentifier, ErrorCode, StatusCode,

@@ -2,7 +2,7 @@
 
 The dry run checks these so that a campaign fails early (bad sender) and a row the
 provider would reject is skipped with a reason instead of failing mid-send.
-Sources: ``shared/providers/*`` and ``RESEARCH.md``.
+Sources: ``docs/providers/*`` and ``docs/providers/RESEARCH.md``.
 """
 
 from __future__ import annotations

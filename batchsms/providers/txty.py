@@ -6,7 +6,7 @@ requests, so the body decides, not the status code. Only ``EMPTY_RECIPIENT`` and
 names and the ones we inferred; a code it does not know fails its message, and stops the
 run when consecutive messages get it (see ``providers/outcomes.py``). Credentials travel in the POST
 body (as in TXTY's own PHP class), never in a URL that a proxy could log.
-Sources: ``shared/providers/txty-send-sms.html`` and RESEARCH.md §4.
+Sources: ``docs/providers/txty-send-sms.html`` and RESEARCH.md §4.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """TXTY HTTP API v6: one SMS per ``GET {base}/v6/sms``, answered with the SMS object.
 
-Wire facts (``shared/providers/txty-v6-api.yaml``, OpenAPI 3.0, version 6.0.0): the
+Wire facts (``tests/fixtures/providers/txty-v6-api.yaml``, OpenAPI 3.0, version 6.0.0): the
 message goes in query parameters ``msisdn`` (digits with the dialcode), ``sender``,
 ``text``, ``custom_reference`` and ``settings_flash``; success is HTTP 200 with
 ``{"guid", "recipient": [...], "message": [{"price", "message_count", "reference", ...}],

@@ -1,6 +1,6 @@
 """Voximplant Management API: ``SendSmsMessage``, with ``GetSmsHistory`` to resolve unknowns.
 
-Wire facts (``shared/providers/RESEARCH.md`` §3): one message per
+Wire facts (``docs/providers/RESEARCH.md`` §3): one message per
 ``POST {base}/platform_api/SendSmsMessage`` with query parameters (numbers without '+'),
 authenticated by a short-lived RS256 JWT signed with the service account's private key
 (``kid`` = key id, ``iss`` = account id). Errors arrive as HTTP 200 with

@@ -244,7 +244,19 @@ def _claim_registry(campaign: Campaign, account: Account, path: Path, again: boo
             f"{account.describe()}: {_describe_journals(others)}. Sending from here would start "
             "a second journal and message everyone again. Run it where that journal is (same "
             "--reports folder), or, if you really want every recipient messaged again through "
-            "this account, pass --message-everyone-again")
+            f"this account, pass --message-everyone-again{_other_files(campaign, others)}")
+
+
+def _other_files(campaign: Campaign, others: list[Entry]) -> str:
+    """A campaign is known by its name: another file under the same name may be another
+    campaign altogether, which only needs a name of its own."""
+    here = Path(campaign.source).resolve()
+    files = sorted({e.campaign_file for e in others
+                    if e.campaign_file and Path(e.campaign_file) != here})
+    if not files:
+        return ""
+    return (f". That journal was started from {', '.join(files)}, not from this file: if "
+            "this is a different campaign, give it a name of its own (the name: key)")
 
 
 def _describe_journals(entries: list[Entry]) -> str:
