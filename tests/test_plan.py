@@ -54,6 +54,16 @@ def test_first_seen_equals_a_plain_dictionary(keys, chunk):
     assert found == expected
 
 
+def test_first_seen_keeps_rows_past_two_to_the_31():
+    """Rows are remembered as int32 while they fit, as int64 after: none is cut."""
+    seen = FirstSeen()
+    assert seen.first_rows(np.array([5, 6, 5]), np.array([2, 3, 4])).tolist() == [-1, -1, 2]
+    big = 2**31
+    assert seen.first_rows(np.array([6, 7]), np.array([big + 5, big + 6])).tolist() == [3, -1]
+    assert seen.first_rows(np.array([7, 5, 8]), np.array([big + 7, big + 8, big + 9])
+                           ).tolist() == [big + 6, 2, -1]
+
+
 def test_suppression_is_applied_after_normalisation(campaign_dir, tmp_path):
     (tmp_path / "optout.csv").write_text("0045 20123456\n", encoding="utf-8")
     sheet = "phone,name\n+45 20 12 34 56,A\n20123457,B\n"
