@@ -126,10 +126,15 @@ def test_sigkill_mid_send_then_send_again_resumes_at_once_exactly_once(
     before = len(sms_emulator.state.records)
     assert 5 <= before < count
     assert (journal_of(campaign).with_name("journal.sqlite.lock")).exists()  # left behind
+    # killed before its results: the folder says they are older than the journal
+    assert journal_of(campaign).with_name("results-stale.txt").is_file()
+    stale = json.loads(batchsms_cli(["status", str(campaign), "--json"], tmp_path).out)
+    assert stale["results_stale"] is True
     sms_emulator.fast()
     again = batchsms_cli(["send", str(campaign), "--yes"], tmp_path, real_env())
     assert again.code == 0, again.err
     assert "Resuming" in again.out
+    assert not journal_of(campaign).with_name("results-stale.txt").exists()
     assert everyone_once(sms_emulator, count)
     assert states(journal_of(campaign)) == {"sent": count}
 

@@ -93,6 +93,36 @@ def test_only_a_pending_recipient_can_be_claimed_even_from_another_process(journ
         other.close()
 
 
+@pytest.mark.anyio
+async def test_a_refused_claim_fails_its_own_batch_only_in_a_group_commit(journal):
+    # The journal thread commits many batches' changes together; when one batch's claim is
+    # refused, the others' results must still be kept, and only that batch hears the error.
+    import asyncio
+
+    from batchsms.send.journal_writer import JournalWriter, _Commit
+
+    two, four, five = recipient(journal, 2), recipient(journal, 4), recipient(journal, 5)
+    journal.mark_sending([four], 1.0)
+    other = Journal.open(journal.path)
+    try:
+        other.mark_sending([recipient(other, 2)], 1.5)  # another process took row 2
+    finally:
+        other.close()
+    loop = asyncio.get_running_loop()
+    async with JournalWriter(journal) as writer:
+        sent, claim, also = (_Commit(changes, loop.create_future()) for changes in (
+            [Change(four, SENT, 2.0, Result(4, Outcome.SENT, message_id="m-4"))],
+            [Change(two, SENDING, 2.0)], [Change(five, SENDING, 2.0)]))
+        writer._apply([sent, claim, also])  # the three queued together
+        await sent.done
+        await also.done
+        with pytest.raises(ClaimedElsewhere):
+            await claim.done
+    assert row_of(journal, number(4))["state"] == SENT
+    assert row_of(journal, number(5))["state"] == SENDING
+    assert row_of(journal, number(2))["attempts"] == 1  # the other process's claim alone
+
+
 def test_a_result_is_recorded_with_what_the_provider_said(journal):
     two = recipient(journal, 2)
     journal.mark_sending([two], 100.0)

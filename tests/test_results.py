@@ -313,3 +313,15 @@ def test_results_report_their_progress_chunk_by_chunk(mixed):
     write_results(mixed.campaign, mixed.journal, mixed.folder, chunk_rows=4,
                   on_progress=lambda done, total: seen.append((done, total)))
     assert seen == [(4, 6), (6, 6)]
+
+
+def test_half_written_files_of_a_killed_run_are_cleared_by_the_next(mixed):
+    import os
+
+    old = mixed.folder / ".results.xlsx.4242.partial"  # a run killed an hour ago
+    old.write_bytes(b"half a workbook")
+    os.utime(old, (old.stat().st_atime - 3600, old.stat().st_mtime - 3600))
+    fresh = mixed.folder / ".results.csv.4243.partial"  # someone writing right now
+    fresh.write_text("row\n", encoding="utf-8")
+    write_results(mixed.campaign, mixed.journal, mixed.folder)
+    assert not old.exists() and fresh.exists()

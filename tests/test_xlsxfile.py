@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
+from xlsxwriter.utility import xl_col_to_name
 
 from batchsms.report import xlsxfile
 from batchsms.report.escape import escape_controls
@@ -102,8 +103,8 @@ def assert_same(tmp_path: Path, frame: pd.DataFrame, kinds: dict[str, str] = KIN
     assert values(tmp_path / "fast.xlsx") == values(tmp_path / "reference.xlsx")
     assert formats(tmp_path / "fast.xlsx") == formats(tmp_path / "reference.xlsx")
     book = load_workbook(tmp_path / "fast.xlsx")
-    assert book.active.auto_filter.ref == f"A1:{chr(64 + len(frame.columns))}" \
-                                          f"{max(len(frame), 1) + 1}"
+    last = xl_col_to_name(len(frame.columns) - 1)
+    assert book.active.auto_filter.ref == f"A1:{last}{max(len(frame), 1) + 1}"
     assert book.active.freeze_panes == "A2"
 
 
@@ -178,3 +179,18 @@ def test_a_failure_while_writing_leaves_no_file(tmp_path):
         out.write(table([{"row": 2, "name": "x"}]))
         raise RuntimeError("the journal could not be read")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sheet_too_large_for_a_zip_entry_is_not_written_and_says_why(tmp_path, monkeypatch):
+    # No ZIP64 (Excel refuses Python's ZIP64 parts): past the limit, no file and a reason.
+    # The limit is 2 GiB; here it is made small.
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 20_000)
+    path = tmp_path / "results.xlsx"
+    frame = table([{"row": i, "name": "x" * 20} for i in range(2_000)])
+    with XlsxTable(path, "Results", len(frame), KINDS.__getitem__) as big:
+        big.write(frame)
+    assert (big.complete, big.why) == (False, "size")
+    assert list(tmp_path.iterdir()) == []
+    with XlsxTable(path, "Results", 3, KINDS.__getitem__) as small:
+        small.write(frame.iloc[:3])
+    assert small.complete and small.why is None and path.is_file()

@@ -167,6 +167,9 @@ def send_command(campaign: Path, yes: bool, accept_changes: bool, resend_unknown
         return _finish(prepared, None)
     if not yes and not _confirmed(prepared, left["to_send"]):
         return ExitCode.OK  # the person said no: nothing went wrong
+    from batchsms.report.stale import mark_stale
+
+    mark_stale(prepared.folder)  # from the first message on, until the results catch up
     try:
         result = _run(prepared, wait)
     except BaseException:
@@ -258,13 +261,14 @@ def _interrupt_exits_at_once(folder: Path) -> Iterator[None]:
     from batchsms.report.stale import MARK, drop_partial_files
 
     def stop(*_: object) -> None:
-        drop_partial_files(folder)
-        _echo(f"Aborted while writing the results files ({MARK} says they are stale); the "
-              "journal records every message. Run the same command again to rewrite them.",
-              err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(ExitCode.INTERRUPTED)
+        try:  # whatever fails here (a closed pipe), the process ends: os._exit in finally
+            drop_partial_files(folder)
+            os.write(2, f"\nAborted while writing the results files ({MARK} says they are "
+                        "stale); the journal records every message. Run the same command "
+                        "again to rewrite them.\n".encode())
+            sys.stdout.flush()
+        finally:
+            os._exit(ExitCode.INTERRUPTED)
 
     if threading.current_thread() is not threading.main_thread():
         yield  # a library caller's thread: signals are not ours to take
@@ -338,14 +342,18 @@ def track_command(campaign: Path, as_json: bool, wait: bool, max_wait: float,
     """
     import asyncio
 
+    from batchsms.plan.campaign import load_campaign, report_dir
     from batchsms.report.results import write_results
     from batchsms.report.stale import clear_stale, mark_stale
     from batchsms.send.journal import Journal
+    from batchsms.send.sending import JOURNAL
     from batchsms.send.tracking import track
 
+    before = report_dir(load_campaign(campaign), reports)
+    if (before / JOURNAL).is_file():
+        mark_stale(before)  # track changes the journal: stale until the results are rewritten
     result = asyncio.run(track(campaign, reports, wait=wait, max_wait=max_wait))
     folder = result.journal_path.parent
-    mark_stale(folder)
     journal = Journal.open(result.journal_path, readonly=True)
     try:
         with _interrupt_exits_at_once(folder):

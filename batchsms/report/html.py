@@ -27,6 +27,7 @@ from batchsms.display import money, plural
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.planner import REASON_TITLES
 from batchsms.plan.totals import Totals
+from batchsms.report.stale import partial_of
 
 OUTCOME_COLOURS = {"sent": "#2e7d32", "failed": "#c62828", "unknown": "#f9a825",
                    "pending": "#9e9e9e", "skipped": "#616161"}
@@ -61,7 +62,7 @@ def write_report(path: Path, campaign: Campaign, totals: Totals,
                  sent: SendView | None = None, now: datetime | None = None) -> Path:
     """Write the page atomically (a reader never sees half of it)."""
     page = render(campaign, totals, sent, now or datetime.now(UTC))
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_of(path)
     partial.write_text(page, encoding="utf-8")
     os.replace(partial, path)
     return path

@@ -29,7 +29,7 @@ from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
 from batchsms.plan.prefetch import prefetch
 from batchsms.report.csvfile import neutralise
-from batchsms.report.stale import partial_of
+from batchsms.report.stale import drop_orphans, partial_of
 from batchsms.report.xlsxfile import MAX_ROWS as XLSX_MAX_ROWS
 from batchsms.report.xlsxfile import XlsxTable
 from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
@@ -87,6 +87,7 @@ def write_results(campaign: Campaign, journal: Journal, folder: Path,
 def _write_results(campaign: Campaign, journal: Journal, folder: Path, chunk_rows: int,
                    on_progress: Callable[[int, int], None] | None) -> ResultFiles:
     folder.mkdir(parents=True, exist_ok=True)
+    drop_orphans(folder)
     tally = _Tally()
     total = journal.rows()
     csv_path, xlsx_path = folder / "results.csv", folder / "results.xlsx"
@@ -101,7 +102,9 @@ def _write_results(campaign: Campaign, journal: Journal, folder: Path, chunk_row
                 on_progress(tally.rows, total)
     note = None if xlsx_out.complete else (
         f"results.xlsx was not written: {tally.rows:,} rows are more than a worksheet holds "
-        f"({XLSX_MAX_ROWS:,}); open results.csv instead")
+        f"({XLSX_MAX_ROWS:,}); open results.csv instead" if xlsx_out.why == "rows" else
+        "results.xlsx was not written: its sheet would pass the 2 GiB an XLSX part holds; "
+        "open results.csv instead")
     retry, retry_csv = _write_retry(campaign, tally.retry, folder)
     summary = tally.summary(journal, campaign)
     summary_path = folder / "summary.json"
@@ -223,8 +226,8 @@ class _Tally:
             "reported_cost": {k: str(v) for k, v in self.reported.items()},
             "by_country": {k: {**v, "cost": str(v["cost"])}
                            for k, v in sorted(self.by_country.items())},
-            "failures_by_reason": dict(self.failures_by_reason.most_common()),
-            "skipped_by_reason": dict(self.skipped_by_reason.most_common()),
+            "failures_by_reason": _ranked(self.failures_by_reason),
+            "skipped_by_reason": _ranked(self.skipped_by_reason),
             "delivery": self._delivery_summary(),
             "rehearsal_messages": sum(n for _, n in journal.rehearsed()),
             "runs": [{"started_at": iso(s), "finished_at": iso(f),
@@ -245,10 +248,15 @@ class _Tally:
             "delivered_rate": rate(self.delivery),
             "by_country": {k: {**dict(v), "delivered_rate": rate(v)}
                            for k, v in sorted(self.delivery_by_country.items())},
-            "undelivered_by_reason": dict(self.undelivered_by_reason.most_common()),
+            "undelivered_by_reason": _ranked(self.undelivered_by_reason),
             "estimated_cost_of_sent": str(self.estimated_sent),
             "reported_cost_of_sent": {k: str(v) for k, v in self.reported.items()},
         }
+
+
+def _ranked(counts: Counter[str]) -> dict[str, int]:
+    """Most frequent first; equal counts by name (the same order whatever the chunks)."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _counts(column: pd.Series) -> dict[str, int]:
@@ -288,7 +296,7 @@ def timeline(journal: Journal, buckets: int = 40) -> list[tuple[str, int]]:
 # -- retry sheets ---------------------------------------------------------------------------
 
 def _write_retry(campaign: Campaign, retry: list[tuple[int, str | None, str]],
-                 folder: Path) -> tuple[Path, Path]:
+                 folder: Path) -> tuple[Path | None, Path]:
     """The failed and unknown recipients in the sheet's own columns, plus their outcome."""
     frame = _sheet_rows(campaign, retry)
     xlsx_path, csv_path = folder / "retry.xlsx", folder / "retry.csv"
@@ -296,7 +304,7 @@ def _write_retry(campaign: Campaign, retry: list[tuple[int, str | None, str]],
         out.write(frame)
     with _CsvOut(csv_path) as csv_out:
         csv_out.write(frame)
-    return xlsx_path, csv_path
+    return (xlsx_path if out.complete else None), csv_path
 
 
 def _sheet_rows(campaign: Campaign, retry: list[tuple[int, str | None, str]]) -> pd.DataFrame:

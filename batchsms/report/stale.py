@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 MARK = "results-stale.txt"
@@ -55,3 +56,14 @@ def drop_partial_files(folder: Path) -> None:
     for partial in folder.glob(f".*.{os.getpid()}.partial"):
         with contextlib.suppress(OSError):
             partial.unlink()
+
+
+def drop_orphans(folder: Path, older_than: float = 600.0) -> None:
+    """Remove half-written files that a killed run left behind (named by its PID, so the
+    next run's do not replace them): any not touched for ``older_than`` seconds. Writing
+    the results of even a million rows touches its file every few seconds."""
+    now = time.time()
+    for partial in folder.glob(".*.partial"):
+        with contextlib.suppress(OSError):
+            if now - partial.stat().st_mtime > older_than:
+                partial.unlink()

@@ -56,6 +56,10 @@ _DIMENSION = re.compile(r'<dimension ref="[^"]*"/>')
 _EXCEL_EPOCH_DAYS = 25568 + 1  # 1899-12-31 to 1970-01-01, and Excel's 1900-02-29
 
 
+class TooLarge(Exception):
+    """The sheet's part passed the 2 GiB a ZIP entry holds without ZIP64."""
+
+
 def _text(value: str) -> pa.Scalar:
     return pa.scalar(value, _STRING)
 
@@ -70,7 +74,9 @@ class XlsxTable:
     ``rows`` is how many rows all the chunks hold (it sizes the autofilter and the
     sheet's dimension before the rows stream out). ``kind_of`` gives each column's kind.
     Chunks beyond :data:`MAX_ROWS` rows are not written: ``complete`` turns False, and
-    the file is not kept (a partial table would mislead).
+    the file is not kept (a partial table would mislead); so is a sheet past 2 GiB.
+    ``why`` says which ("rows" or "size"). ``rows`` must be the rows the chunks hold:
+    the autofilter and dimension are written before them.
     """
 
     def __init__(self, path: Path, sheet: str, rows: int,
@@ -83,6 +89,7 @@ class XlsxTable:
         self.columns: list[str] = []
         self.written = 0
         self.complete = rows <= MAX_ROWS
+        self.why: str | None = None if self.complete else "rows"  # why it was not written
         self._file: IO[bytes] | None = None
         self._out: zipfile.ZipFile | None = None
         self._stream: IO[bytes] | None = None
@@ -98,7 +105,7 @@ class XlsxTable:
     def write(self, frame: pd.DataFrame) -> None:
         """Append ``frame``'s rows (its columns, in order, are the table's)."""
         if not self.complete or self.written + len(frame) > MAX_ROWS:
-            self.complete = False
+            self.complete, self.why = False, "rows"
             return
         if self._out is None:
             self._start(frame)
@@ -128,6 +135,8 @@ class XlsxTable:
                 self._finish()
                 self.partial.replace(self.path)
                 return
+        except TooLarge:
+            self.complete, self.why = False, "size"
         except BaseException:
             self._abandon()
             raise
@@ -165,8 +174,9 @@ class XlsxTable:
         self._rest = [(info, skeleton.read(info)) for info in parts[at + 1:]]
         sheet_info = zipfile.ZipInfo(SHEET_PART, date_time=parts[at].date_time)
         sheet_info.compress_type = zipfile.ZIP_DEFLATED
-        # ZIP64 only where a sheet might pass 2 GiB: some readers dislike it otherwise
-        self._stream = self._out.open(sheet_info, "w", force_zip64=self.rows > 500_000)
+        # never ZIP64 (Excel refuses a ZIP64 part whose central entry lacks it, as Python
+        # writes it); a sheet past 2 GiB fails at close and is reported, not written
+        self._stream = self._out.open(sheet_info, "w")
         self._stream.write(prefix.encode())
         self._suffix = suffix.encode()
 
@@ -175,7 +185,10 @@ class XlsxTable:
         self._wait()
         self._compressor.shutdown()
         self._stream.write(self._suffix)
-        self._stream.close()
+        try:
+            self._stream.close()
+        except RuntimeError as error:  # zipfile: "File size too large"
+            raise TooLarge(str(error)) from None
         for info, data in self._rest:
             self._out.writestr(info, data)
         self._out.close()

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import groupby, repeat
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -606,10 +606,11 @@ def _planned_rows(plan: pd.DataFrame, prices: PriceTable) -> Iterator[tuple[Any,
     price = prices.format_column(pd.Series(prices.unit_prices(ok["country"]), index=ok.index))
     phone = ok["phone"] if "phone" in ok else ok["e164"]
     # whole columns to Python values at once (a value at a time costs 8 us a row)
-    return zip(_values(ok["e164"]), ok.index.astype("int64").tolist(), _values(phone),
+    rows = zip(_values(ok["e164"]), ok.index.astype("int64").tolist(), _values(phone),
                _values(ok["country"]), _values(ok["encoding"]), _values(ok["text"]),
                ok["segments"].astype("int64").tolist(), _values(price), _values(cost),
-               repeat(prices.currency), strict=False)
+               strict=True)
+    return ((*row, prices.currency) for row in rows)
 
 
 def _values(column: pd.Series) -> list[Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
-from batchsms.send.journal import Change, Journal
+from batchsms.send.journal import Change, ClaimedElsewhere, Journal
 
 T = TypeVar("T")
 
@@ -107,10 +107,23 @@ class JournalWriter:
     def _apply(self, group: list[_Commit]) -> None:
         try:
             self.journal.apply([change for commit in group for change in commit.changes])
+        except ClaimedElsewhere:
+            # One batch's claim was refused (another process sent to someone in it): the
+            # rest of the group (other batches' results, claims) is still to be kept.
+            for commit in group:
+                self._apply_one(commit)
         except Exception as error:
             self._tell([commit.done for commit in group], None, error)
         else:
             self._tell([commit.done for commit in group], None, None)
+
+    def _apply_one(self, commit: _Commit) -> None:
+        try:
+            self.journal.apply(commit.changes)
+        except Exception as error:
+            self._tell([commit.done], None, error)
+        else:
+            self._tell([commit.done], None, None)
 
     def _run(self, call: _Call) -> None:
         try:

@@ -250,6 +250,8 @@ def _claim_registry(campaign: Campaign, account: Account, path: Path, again: boo
 def _other_files(campaign: Campaign, others: list[Entry]) -> str:
     """A campaign is known by its name: another file under the same name may be another
     campaign altogether, which only needs a name of its own."""
+    if campaign.source is None:
+        return ""
     here = Path(campaign.source).resolve()
     files = sorted({e.campaign_file for e in others
                     if e.campaign_file and Path(e.campaign_file) != here})
