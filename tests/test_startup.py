@@ -69,6 +69,6 @@ def test_status_reads_the_journal_without_pandas_or_a_provider_client(tmp_path) 
     names, done = imported("status", str(tmp_path / "c.yaml"))
     assert done.returncode == 0, done.stderr[-500:]
     assert "batchsms.send.status" in names and "batchsms.send.journal" in names
-    too_heavy = ("pandas", "pyarrow", "httpx", "jinja2", "openpyxl", "xlsxwriter",
+    too_heavy = ("pandas", "pyarrow", "numpy", "httpx", "jinja2", "openpyxl", "xlsxwriter",
                  "batchsms.plan.planner", "batchsms.send.sending", "batchsms.providers.connect")
     assert sorted(n for n in names if n.split(".")[0] in too_heavy or n in too_heavy) == []

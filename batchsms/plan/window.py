@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from functools import cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where windows are computed: the campaign's
+    import numpy as np  # validation (and `batchsms status`) needs none of it
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HORIZON_DAYS = 35  # a window that stays shut this long after a row's start "never" opens
@@ -78,6 +80,8 @@ class Calendar:
         """For each UTC instant (epoch seconds), the first instant at or after it when the
         window is open in every zone of ``zones`` ("A|B"); NaN when it stays shut for
         HORIZON_DAYS."""
+        import numpy as np
+
         at = np.asarray(at, dtype=np.float64)
         if not len(at):
             return at.copy()
@@ -90,6 +94,8 @@ class Calendar:
         return found
 
     def is_open(self, zones: str, country: str | None, at: float) -> bool:
+        import numpy as np
+
         return bool(self.opens(zones, country, np.array([at]))[0] == at)
 
     def _intervals(self, zones: str, country: str | None, low: float, high: float) -> _Intervals:
@@ -113,6 +119,8 @@ class Calendar:
             own = self._local_intervals(tz, country, first, last)
             merged = own if merged is None else _intersect(merged, own)
         pairs = merged or []
+        import numpy as np
+
         return _Intervals(np.array([s for s, _ in pairs]), np.array([e for _, e in pairs]),
                           first, last)
 
