@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 # ISO 4217 minor units of the currencies that do not use two decimals (the standard's
 # table, 2024); every other code has two.
@@ -50,3 +51,13 @@ def iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def shown(path: Path) -> str:
+    """A file's path for people: relative to the working folder when it is inside it
+    (``reports/spring/dry-run.csv``, not ``campaigns/../reports/...``), else absolute."""
+    real = path.resolve()
+    try:
+        return str(real.relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):  # elsewhere, or the working folder is gone
+        return str(real)

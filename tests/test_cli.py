@@ -472,3 +472,14 @@ def test_a_sandbox_outcome_says_its_costs_are_made_up_and_unknowns_reached_nobod
     assert "reached nobody" in rehearsal and "check them with the provider" not in rehearsal
     assert "Cost reported by the provider: EUR 0.07" in real
     assert "check them with the provider" in real
+
+
+def test_paths_are_shown_from_the_working_folder_without_dot_dot(tmp_path, monkeypatch):
+    from batchsms.display import shown
+
+    (tmp_path / "work" / "campaigns").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    inside = Path("campaigns") / ".." / "reports" / "spring" / "dry-run.csv"
+    assert shown(inside) == str(Path("reports") / "spring" / "dry-run.csv")
+    outside = tmp_path / "elsewhere" / "results.csv"
+    assert shown(outside) == str(outside.resolve())

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from batchsms.display import iso, money, plural
+from batchsms.display import iso, money, plural, shown
 from batchsms.report.escape import escape_controls
 
 if TYPE_CHECKING:  # the plan's modules bring pandas: imported when a summary is made
@@ -55,9 +55,10 @@ def dry_run_text(result: DryRun, title: str = "dry run") -> str:
     lines += _top(result)
     if result.csv_path is not None:
         page = result.csv_path.with_name("report.html")
-        lines += ["", f"Every row: {result.csv_path}",
-                  f"Charts and tables: {page}" + (" (kept as the send wrote it: this campaign "
-                                                  "was sent)" if result.report_kept else "")]
+        kept = " (kept as the send wrote it: this campaign was sent)" \
+            if result.report_kept else ""
+        lines += ["", f"Every row: {shown(result.csv_path)}",
+                  f"Charts and tables: {shown(page)}{kept}"]
     return "\n".join(lines)
 
 
@@ -235,7 +236,7 @@ def send_outcome(data: dict[str, Any], files: ResultFiles, result: RunResult | N
     if data["pending"] > waiting and result is not None and not result.stopped:
         lines.append("Not everything was sent: run the same send command again to resume.")
     written = [files.csv, files.xlsx, files.summary, files.csv.with_name("report.html")]
-    lines.append(f"Results in {files.csv.parent}: "
+    lines.append(f"Results in {shown(files.csv.parent)}: "
                  + ", ".join(f.name for f in written if f is not None))
     if files.note:
         lines.append(files.note)
