@@ -280,14 +280,26 @@ def _interrupt_exits_at_once(folder: Path) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _rewritten(folder: Path, write: Callable[[], Any]) -> Any:
+    """``write()`` the results files of ``folder``: marked stale until it has returned,
+    and a Ctrl-C meanwhile exits at once."""
+    from batchsms.report.stale import clear_stale, mark_stale
+
+    mark_stale(folder)
+    with _interrupt_exits_at_once(folder):
+        written = write()
+    clear_stale(folder)
+    return written
+
+
 def _finish(prepared: Any, result: Any) -> int:
     from batchsms.cli.summary import send_outcome
     from batchsms.report.html import SendView, write_report
     from batchsms.report.results import write_results
-    from batchsms.report.stale import MARK, clear_stale, mark_stale
+    from batchsms.report.stale import MARK, mark_stale
 
-    mark_stale(prepared.folder)  # until every file below is written
     if result is not None and result.aborted:  # a second Ctrl-C: out at once
+        mark_stale(prepared.folder)
         prepared.close()
         _echo(f"Aborted. The results files were not rewritten ({MARK} says so); the journal "
               "records every message. Run the same send command again: it resumes and "
@@ -295,17 +307,19 @@ def _finish(prepared: Any, result: Any) -> int:
         return ExitCode.INTERRUPTED
     # Said before the wait, so that a Ctrl-C that stopped the run is not met by silence.
     click.echo("Writing results…", err=True)
+    def write() -> Any:
+        files = write_results(prepared.campaign, prepared.journal, prepared.folder,
+                              on_progress=_results_progress())
+        write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
+                     SendView(files.summary_data, files.failures, files.timeline,
+                              files.unknowns))
+        return files
+
     try:
-        with _interrupt_exits_at_once(prepared.folder):
-            files = write_results(prepared.campaign, prepared.journal, prepared.folder,
-                                  on_progress=_results_progress())
-            waiting = prepared.waiting(time.time()) if result is not None else None
-            write_report(prepared.folder / "report.html", prepared.campaign, prepared.totals,
-                         SendView(files.summary_data, files.failures, files.timeline,
-                                  files.unknowns))
+        files = _rewritten(prepared.folder, write)
+        waiting = prepared.waiting(time.time()) if result is not None else None
     finally:
         prepared.close()
-    clear_stale(prepared.folder)
     _echo(send_outcome(files.summary_data, files, result, waiting.count if waiting else 0))
     if result is not None and result.interrupted:
         return ExitCode.INTERRUPTED
@@ -344,7 +358,7 @@ def track_command(campaign: Path, as_json: bool, wait: bool, max_wait: float,
 
     from batchsms.plan.campaign import load_campaign, report_dir
     from batchsms.report.results import write_results
-    from batchsms.report.stale import clear_stale, mark_stale
+    from batchsms.report.stale import mark_stale
     from batchsms.send.journal import Journal
     from batchsms.send.sending import JOURNAL
     from batchsms.send.tracking import track
@@ -356,11 +370,9 @@ def track_command(campaign: Path, as_json: bool, wait: bool, max_wait: float,
     folder = result.journal_path.parent
     journal = Journal.open(result.journal_path, readonly=True)
     try:
-        with _interrupt_exits_at_once(folder):
-            files = write_results(result.campaign, journal, folder)
+        files = _rewritten(folder, lambda: write_results(result.campaign, journal, folder))
     finally:
         journal.close()
-    clear_stale(folder)
     data = {"campaign": result.campaign.name, "asked": result.asked,
             "confirmed": result.confirmed, "still_unknown": result.still_unknown,
             "deliveries": result.deliveries, "resolved": result.resolved,

@@ -14,7 +14,6 @@ currency's usual precision; the exact amounts are in the CSV files. Written by
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from batchsms.display import money, plural
 from batchsms.plan.campaign import Campaign
 from batchsms.plan.planner import REASON_TITLES
 from batchsms.plan.totals import Totals
-from batchsms.report.stale import partial_of
+from batchsms.report.stale import write_whole
 
 OUTCOME_COLOURS = {"sent": "#2e7d32", "failed": "#c62828", "unknown": "#f9a825",
                    "pending": "#9e9e9e", "skipped": "#616161"}
@@ -62,9 +61,7 @@ def write_report(path: Path, campaign: Campaign, totals: Totals,
                  sent: SendView | None = None, now: datetime | None = None) -> Path:
     """Write the page atomically (a reader never sees half of it)."""
     page = render(campaign, totals, sent, now or datetime.now(UTC))
-    partial = partial_of(path)
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, path)
+    write_whole(path, page)
     return path
 
 

@@ -29,7 +29,7 @@ from batchsms.plan.campaign import Campaign
 from batchsms.plan.contacts import read_columns, read_contacts
 from batchsms.plan.prefetch import prefetch
 from batchsms.report.csvfile import neutralise
-from batchsms.report.stale import drop_orphans, partial_of
+from batchsms.report.stale import drop_orphans, partial_of, write_whole
 from batchsms.report.xlsxfile import MAX_ROWS as XLSX_MAX_ROWS
 from batchsms.report.xlsxfile import XlsxTable
 from batchsms.send.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
@@ -108,7 +108,7 @@ def _write_results(campaign: Campaign, journal: Journal, folder: Path, chunk_row
     retry, retry_csv = _write_retry(campaign, tally.retry, folder)
     summary = tally.summary(journal, campaign)
     summary_path = folder / "summary.json"
-    _atomic_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
+    write_whole(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
     return ResultFiles(csv_path, xlsx_path if xlsx_out.complete else None, summary_path, retry,
                        summary, tally.failures, timeline(journal), tally.unknowns, retry_csv,
                        note)
@@ -369,9 +369,3 @@ class _CsvOut:
             self.partial.replace(self.path)
         else:
             self.partial.unlink(missing_ok=True)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    partial = partial_of(path)
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)

@@ -51,6 +51,13 @@ def partial_of(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write ``path`` so that a reader never sees half of it."""
+    partial = partial_of(path)
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
 def drop_partial_files(folder: Path) -> None:
     """Remove this process's half-written results files (a run stopped at once)."""
     for partial in folder.glob(f".*.{os.getpid()}.partial"):

@@ -111,19 +111,11 @@ class JournalWriter:
             # One batch's claim was refused (another process sent to someone in it): the
             # rest of the group (other batches' results, claims) is still to be kept.
             for commit in group:
-                self._apply_one(commit)
+                self._run(_Call(self.journal.apply, (commit.changes,), commit.done))
         except Exception as error:
             self._tell([commit.done for commit in group], None, error)
         else:
             self._tell([commit.done for commit in group], None, None)
-
-    def _apply_one(self, commit: _Commit) -> None:
-        try:
-            self.journal.apply(commit.changes)
-        except Exception as error:
-            self._tell([commit.done], None, error)
-        else:
-            self._tell([commit.done], None, None)
 
     def _run(self, call: _Call) -> None:
         try:
